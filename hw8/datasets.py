@@ -1,0 +1,369 @@
+"""Image sources, validation, the one-class task, the HW8 file format and batching.
+
+Every source returns uint8 images in the HW8 layout, channels last: ``(N, H, W, C)``.
+Batches are cut, shuffled and normalised on the device (see :func:`iterate_batches`):
+the images are moved there once, as uint8, and never touched by per-image Python.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+import tempfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+DATASET_NAMES = ("bundled", "fashion-mnist", "hw8")
+DEBIAN_FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_FILES = {
+    "train_images": "train-images-idx3-ubyte.gz",
+    "train_labels": "train-labels-idx1-ubyte.gz",
+    "test_images": "t10k-images-idx3-ubyte.gz",
+    "test_labels": "t10k-labels-idx1-ubyte.gz",
+}
+HW8_TRAIN_FILE = "trainingset.npy"
+HW8_TEST_FILE = "testingset.npy"
+HW8_LABELS_FILE = "testing_labels.npy"
+HW8_IMAGE_SHAPE = (64, 64, 3)
+HW8_SOURCE_HINT = (
+    "The real HW8 files come from the course's Kaggle competition "
+    "'ML2023Spring-hw8' (data tab: trainingset.npy, testingset.npy); "
+    "`hw8 data export-hw8 DIR` writes files of the same format from the bundled data."
+)
+BUNDLED_FILE = "fashion_mnist_subset.npz"
+
+
+class DataError(ValueError):
+    """Raised when a data file or folder is missing, malformed or inconsistent."""
+
+
+@dataclass(frozen=True)
+class LabelledImages:
+    """Train and test images (uint8, NHWC) with their class labels (int64, or None)."""
+
+    train_images: np.ndarray
+    train_labels: np.ndarray | None
+    test_images: np.ndarray
+    test_labels: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class AnomalyTask:
+    """A one-class task: train on normal images only, score every test image.
+
+    ``test_labels`` is 1 for an anomaly and 0 for a normal image, or None when the
+    labels are not known (the real HW8 test set, judged by Kaggle).
+    """
+
+    name: str
+    train_images: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray | None
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """The image shape the models see, channels first: ``(C, H, W)``."""
+        height, width, channels = self.train_images.shape[1:]
+        return (channels, height, width)
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def validate_images(images: np.ndarray, source: str) -> np.ndarray:
+    """Check that ``images`` is a non-empty uint8 array of shape (N, H, W, C)."""
+    if not isinstance(images, np.ndarray):
+        raise DataError(f"{source}: expected a numpy array, found {type(images).__name__}.")
+    if images.dtype != np.uint8:
+        hint = " (NaN values are not valid pixels)" if _has_nan(images) else ""
+        raise DataError(
+            f"{source}: expected uint8 pixels 0-255, found dtype {images.dtype}{hint}. "
+            "Convert with `np.clip(x, 0, 255).astype(np.uint8)` if the values are pixels."
+        )
+    if images.ndim != 4 or images.shape[0] == 0 or images.shape[-1] not in (1, 3):
+        raise DataError(
+            f"{source}: expected shape (N, H, W, C) with N > 0 and C in (1, 3), "
+            f"found shape {images.shape}."
+        )
+    return images
+
+
+def _has_nan(array: np.ndarray) -> bool:
+    return np.issubdtype(array.dtype, np.floating) and bool(np.isnan(array).any())
+
+
+def validate_labels(labels: np.ndarray, count: int, source: str) -> np.ndarray:
+    """Check that ``labels`` is a 1-D integer array with one label per image."""
+    if labels.ndim != 1 or len(labels) != count:
+        raise DataError(
+            f"{source}: expected {count} labels (one per test image), "
+            f"found shape {labels.shape}."
+        )
+    if not np.issubdtype(labels.dtype, np.integer) and labels.dtype != np.bool_:
+        raise DataError(f"{source}: expected integer labels, found dtype {labels.dtype}.")
+    return labels.astype(np.int64)
+
+
+# ----------------------------------------------------------------------------- sources
+
+
+def load_bundled() -> LabelledImages:
+    """The bundled Fashion-MNIST subset: 10,000 train and 2,000 test images, 28x28x1."""
+    with resources.files("hw8.data").joinpath(BUNDLED_FILE).open("rb") as handle:
+        with np.load(handle) as arrays:
+            return LabelledImages(
+                train_images=arrays["train_images"],
+                train_labels=arrays["train_labels"].astype(np.int64),
+                test_images=arrays["test_images"],
+                test_labels=arrays["test_labels"].astype(np.int64),
+            )
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read one gzipped IDX file (the Fashion-MNIST format) into a uint8 array."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found.")
+    try:
+        with gzip.open(path, "rb") as handle:
+            raw = handle.read()
+    except (OSError, EOFError) as error:
+        raise DataError(f"{path}: not a readable gzip file ({error}).") from error
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise DataError(f"{path}: not an IDX file of unsigned bytes (bad magic number).")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    shape = struct.unpack(f">{ndim}I", raw[4:header])
+    expected = int(np.prod(shape))
+    if len(raw) - header != expected:
+        raise DataError(
+            f"{path}: header promises {expected} bytes of data for shape {shape}, "
+            f"found {len(raw) - header}; the file is truncated or corrupt."
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def load_fashion_mnist(data_dir: Path | str = DEBIAN_FASHION_MNIST_DIR) -> LabelledImages:
+    """The full Fashion-MNIST (60,000 + 10,000 images, 28x28x1) from its four IDX files."""
+    data_dir = Path(data_dir)
+    missing = [name for name in FASHION_MNIST_FILES.values() if not (data_dir / name).is_file()]
+    if missing:
+        raise DataError(
+            f"{data_dir}: missing Fashion-MNIST file(s) {', '.join(missing)}. "
+            "Install the Debian package `dataset-fashion-mnist` (it puts them in "
+            f"{DEBIAN_FASHION_MNIST_DIR}) or pass --data-dir with the four IDX .gz files."
+        )
+    arrays = {key: read_idx(data_dir / name) for key, name in FASHION_MNIST_FILES.items()}
+    return LabelledImages(
+        train_images=arrays["train_images"][..., None],
+        train_labels=arrays["train_labels"].astype(np.int64),
+        test_images=arrays["test_images"][..., None],
+        test_labels=arrays["test_labels"].astype(np.int64),
+    )
+
+
+def load_npy(path: Path) -> np.ndarray:
+    """Memory-map one .npy file, with a clear error when it is missing or not .npy."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found. {HW8_SOURCE_HINT}")
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise DataError(
+            f"{path}: not a valid .npy file or truncated ({error}). "
+            "Download it again or re-export it."
+        ) from error
+
+
+def load_hw8(data_dir: Path | str) -> AnomalyTask:
+    """The real HW8 files (or an export of them) as a task; labels are optional."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise DataError(f"{data_dir}: data folder not found. {HW8_SOURCE_HINT}")
+    train = validate_images(load_npy(data_dir / HW8_TRAIN_FILE), str(data_dir / HW8_TRAIN_FILE))
+    test = validate_images(load_npy(data_dir / HW8_TEST_FILE), str(data_dir / HW8_TEST_FILE))
+    for path, images in ((HW8_TRAIN_FILE, train), (HW8_TEST_FILE, test)):
+        if images.shape[1:] != HW8_IMAGE_SHAPE:
+            raise DataError(
+                f"{data_dir / path}: expected images of shape (N, 64, 64, 3) as in HW8, "
+                f"found {images.shape}."
+            )
+    labels = None
+    labels_path = data_dir / HW8_LABELS_FILE
+    if labels_path.exists():
+        labels = validate_labels(load_npy(labels_path), len(test), str(labels_path))
+    return AnomalyTask("hw8", train, test, labels)
+
+
+# ----------------------------------------------------------------------------- tasks
+
+
+def one_class_task(
+    data: LabelledImages,
+    normal_classes: tuple[int, ...] = (0,),
+    *,
+    anomaly_fraction: float | None = 0.5,
+    seed: int = 0,
+    name: str = "one-class",
+) -> AnomalyTask:
+    """Build an HW8-shaped task: train on the normal classes, test on a mix.
+
+    The training set holds every training image of the normal classes. The test set
+    holds every normal test image plus anomalies drawn (seeded, evenly over the other
+    classes) so that they make up ``anomaly_fraction`` of it; ``None`` keeps every
+    test image (the standard one-class protocol).
+    """
+    num_classes = int(data.train_labels.max()) + 1
+    normal_classes = tuple(sorted(set(int(c) for c in normal_classes)))
+    bad = [c for c in normal_classes if not 0 <= c < num_classes]
+    if bad or not normal_classes or len(normal_classes) == num_classes:
+        raise DataError(
+            f"normal class(es) {list(normal_classes)}: expected one or more class numbers "
+            f"in 0..{num_classes - 1}, not all of them (found {bad or 'all classes'})."
+        )
+    train_normal = np.isin(data.train_labels, normal_classes)
+    test_normal = np.isin(data.test_labels, normal_classes)
+    normal_idx = np.flatnonzero(test_normal)
+    anomaly_idx = np.flatnonzero(~test_normal)
+    if anomaly_fraction is not None:
+        wanted = round(len(normal_idx) * anomaly_fraction / (1 - anomaly_fraction))
+        anomaly_idx = _stratified_sample(anomaly_idx, data.test_labels, wanted, seed)
+    order = np.sort(np.concatenate([normal_idx, anomaly_idx]))
+    return AnomalyTask(
+        name=name,
+        train_images=data.train_images[train_normal],
+        test_images=data.test_images[order],
+        test_labels=(~test_normal[order]).astype(np.int64),
+    )
+
+
+def _stratified_sample(indices: np.ndarray, labels: np.ndarray, count: int, seed: int):
+    """Pick ``count`` of ``indices`` spread evenly over their classes (seeded)."""
+    rng = np.random.default_rng(seed)
+    classes = np.unique(labels[indices])
+    per_class = np.full(len(classes), count // len(classes))
+    per_class[: count % len(classes)] += 1
+    picked = [
+        rng.choice(indices[labels[indices] == c], size=n, replace=False)
+        for c, n in zip(classes, per_class)
+    ]
+    return np.concatenate(picked)
+
+
+def load_task(
+    dataset: str = "bundled",
+    data_dir: Path | str | None = None,
+    normal_classes: tuple[int, ...] = (0,),
+    seed: int = 0,
+) -> AnomalyTask:
+    """Load a task by dataset name: ``bundled``, ``fashion-mnist`` or ``hw8``."""
+    if dataset == "bundled":
+        return one_class_task(load_bundled(), normal_classes, seed=seed, name="bundled")
+    if dataset == "fashion-mnist":
+        data = load_fashion_mnist(data_dir or DEBIAN_FASHION_MNIST_DIR)
+        return one_class_task(data, normal_classes, seed=seed, name="fashion-mnist")
+    if dataset == "hw8":
+        if data_dir is None:
+            raise DataError(f"dataset 'hw8' needs --data-dir. {HW8_SOURCE_HINT}")
+        return load_hw8(data_dir)
+    raise DataError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASET_NAMES)}.")
+
+
+# ----------------------------------------------------------------------------- HW8 format
+
+
+def to_hw8_format(images: np.ndarray) -> np.ndarray:
+    """Resize uint8 NHWC images to 64x64 (bilinear) and give them 3 channels."""
+    validate_images(images, "images")
+    tensor = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
+    resized = F.interpolate(tensor, size=HW8_IMAGE_SHAPE[:2], mode="bilinear", align_corners=False)
+    resized = resized.expand(-1, 3, -1, -1) if resized.shape[1] == 1 else resized
+    return resized.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def save_npy_atomic(path: Path, array: np.ndarray) -> None:
+    """Write ``array`` to ``path`` through a temporary file, so no half file remains."""
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            np.save(stream, array, allow_pickle=False)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def export_hw8(task: AnomalyTask, out_dir: Path | str) -> list[Path]:
+    """Write ``task`` as HW8 files (trainingset.npy, testingset.npy, testing_labels.npy)."""
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DataError(f"{out_dir}: cannot create the output folder ({error}).") from error
+    files = {
+        HW8_TRAIN_FILE: to_hw8_format(task.train_images),
+        HW8_TEST_FILE: to_hw8_format(task.test_images),
+    }
+    if task.test_labels is not None:
+        files[HW8_LABELS_FILE] = task.test_labels.astype(np.int64)
+    for name, array in files.items():
+        save_npy_atomic(out_dir / name, array)
+    return [out_dir / name for name in files]
+
+
+# ----------------------------------------------------------------------------- batches
+
+
+def to_device(images: np.ndarray, device: torch.device | str) -> torch.Tensor:
+    """Move uint8 NHWC images to ``device`` once, as a uint8 NCHW tensor."""
+    validate_images(images, "images")
+    return torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2)
+
+
+def normalize(batch: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels 0..255 to float32 in [-1, 1], as the course sample does: 2x/255 - 1."""
+    return batch.float().mul_(2.0 / 255.0).sub_(1.0)
+
+
+def iterate_batches(
+    images: torch.Tensor,
+    batch_size: int,
+    *,
+    shuffle: bool = False,
+    generator: torch.Generator | None = None,
+):
+    """Yield normalised float batches cut from a uint8 NCHW tensor, on its own device.
+
+    With ``shuffle`` the order is a permutation drawn from ``generator`` (on the CPU,
+    so the same seed gives the same order on every device).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, found {batch_size}.")
+    count = images.shape[0]
+    if shuffle:
+        order = torch.randperm(count, generator=generator).to(images.device)
+        for start in range(0, count, batch_size):
+            yield normalize(images[order[start : start + batch_size]])
+    else:
+        for start in range(0, count, batch_size):
+            yield normalize(images[start : start + batch_size])
