@@ -1,0 +1,286 @@
+"""The ``hw8`` command: train, predict, the boss recipe, and data export.
+
+    hw8 train --model cnn --data bundled --out runs/cnn
+    hw8 predict --checkpoint runs/cnn/checkpoint.pt --data bundled --out prediction.csv
+    hw8 boss --out runs/boss
+    hw8 data export-hw8 DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from hw8 import anomaly, datasets, plots, train
+from hw8.device import resolve_device, seed_everything
+from hw8.models import MODEL_NAMES, SAMPLE_MODEL_NAMES, build_model
+
+SAMPLE_SEED = 48763
+# The course sample trains with batch 2000 on 100,000 images (50 steps an epoch); on
+# the small stand-in sets a batch of 100 gives a comparable number of steps.
+DEFAULT_BATCH = {"hw8": 2000, "bundled": 100, "fashion-mnist": 100}
+DEFAULT_EPOCHS = {"hw8": 50, "bundled": 30, "fashion-mnist": 30}
+
+
+class UsageError(ValueError):
+    """A command-line value is wrong; the message says which and how to fix it."""
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def writable_folder(path: Path) -> Path:
+    """Create ``path`` if needed and check that files can be written into it."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        raise UsageError(
+            f"{path}: cannot write into this output folder ({error.strerror or error}). "
+            "Choose another --out."
+        ) from error
+    return path
+
+
+def write_json(data: dict, path: Path) -> None:
+    """Write ``data`` as indented JSON, atomically."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(temporary, path)
+
+
+def load_task_from_args(args) -> datasets.AnomalyTask:
+    """The task named by ``--data``, ``--data-dir`` and ``--normal-class``."""
+    return datasets.load_task(args.data, args.data_dir, tuple(args.normal_class), seed=args.seed)
+
+
+def score_summary(task, scores: np.ndarray) -> dict:
+    """AUC (when the labels are known) and the number of scored images."""
+    summary = {"images": len(scores)}
+    if task.test_labels is not None:
+        summary["auc"] = anomaly.roc_auc(task.test_labels, scores)
+    return summary
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def command_train(args) -> int:
+    """Train one model, then write checkpoint, scores, metrics and figures to ``--out``."""
+    if args.model not in MODEL_NAMES:
+        raise UsageError(f"unknown model {args.model!r}; choose one of {', '.join(MODEL_NAMES)}.")
+    out = writable_folder(args.out)
+    task = load_task_from_args(args)
+    device = resolve_device(args.device)
+    seed_everything(args.seed)
+    model = build_model(args.model, task.image_shape)
+    epochs = args.epochs or DEFAULT_EPOCHS[args.data]
+    started = time.perf_counter()
+    losses = train.train(
+        model,
+        task.train_images,
+        epochs=epochs,
+        batch_size=args.batch_size or DEFAULT_BATCH[args.data],
+        lr=args.lr,
+        device=device,
+        seed=args.seed,
+        checkpoint=out / "checkpoint.pt",
+        resume=args.resume,
+        amp=args.amp,
+    )
+    scores = anomaly.reconstruction_scores(model, task.test_images, metric=args.metric, device=device)
+    anomaly.write_submission(scores, out / "prediction.csv", expected_rows=len(task.test_images))
+    metrics = {
+        "model": args.model,
+        "data": task.name,
+        "device": str(device),
+        "epochs": epochs,
+        "final_loss": losses[-1],
+        "seconds": round(time.perf_counter() - started, 2),
+        **score_summary(task, scores),
+    }
+    write_json(metrics, out / "metrics.json")
+    write_figures(out, task, model, losses, scores, device)
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def write_figures(out: Path, task, model, losses, scores, device) -> None:
+    """Loss curve, reconstructions and, with labels, ROC curve and score histograms."""
+    plots.plot_loss_curve(losses, out / "loss.png")
+    sample = task.test_images[:8]
+    batch = datasets.normalize(datasets.to_device(sample, device))
+    plots.plot_reconstructions(sample, model.reconstruct(batch), out / "reconstructions.png")
+    if task.test_labels is not None:
+        plots.plot_roc(task.test_labels, {model.name: scores}, out / "roc.png")
+        plots.plot_score_histograms(task.test_labels, scores, out / "histogram.png")
+    plots.plt.close("all")
+
+
+def command_predict(args) -> int:
+    """Score a test set with a saved checkpoint and write the submission CSV."""
+    model = train.load_model(args.checkpoint, args.device)
+    task = load_task_from_args(args)
+    if tuple(model.image_shape) != task.image_shape:
+        raise train.CheckpointError(
+            f"{args.checkpoint}: the model was trained on images {tuple(model.image_shape)}, "
+            f"but --data {args.data} has images {task.image_shape}. Use matching data."
+        )
+    if args.out.parent != Path(""):
+        writable_folder(args.out.parent)
+    scores = anomaly.reconstruction_scores(
+        model, task.test_images, metric=args.metric, device=args.device
+    )
+    anomaly.write_submission(scores, args.out, expected_rows=len(task.test_images))
+    print(json.dumps({"written": str(args.out), **score_summary(task, scores)}, indent=2))
+    return 0
+
+
+def command_boss(args) -> int:
+    """Train the sample models and the boss recipe; print one table of their AUCs."""
+    from hw8 import boss
+
+    out = writable_folder(args.out)
+    task = load_task_from_args(args)
+    if task.test_labels is None:
+        raise UsageError(f"{args.data}: the boss table needs test labels; this set has none.")
+    device = resolve_device(args.device)
+    started = time.perf_counter()
+    results = {}
+    for name in SAMPLE_MODEL_NAMES:
+        seed_everything(args.seed)
+        model = build_model(name, task.image_shape)
+        train.train(
+            model,
+            task.train_images,
+            epochs=train.scaled_epochs(DEFAULT_EPOCHS[args.data]),
+            batch_size=DEFAULT_BATCH[args.data],
+            device=device,
+            seed=args.seed,
+            progress=not args.quiet,
+        )
+        scores = anomaly.reconstruction_scores(model, task.test_images, device=device)
+        results[f"sample {name}"] = anomaly.roc_auc(task.test_labels, scores)
+    boss_scores = boss.boss_scores(task, device=device, seed=args.seed, progress=not args.quiet)
+    results["boss recipe"] = anomaly.roc_auc(task.test_labels, boss_scores)
+    anomaly.write_submission(boss_scores, out / "prediction.csv", len(task.test_images))
+    seconds = time.perf_counter() - started
+    best = max(v for k, v in results.items() if k.startswith("sample"))
+    summary = {"data": task.name, "device": str(device), "seconds": round(seconds, 1)}
+    write_json({**summary, "auc": results, "margin": results["boss recipe"] - best}, out / "metrics.json")
+    print(format_table(results, best, task, seconds))
+    return 0
+
+
+def format_table(results: dict, best_sample: float, task, seconds: float) -> str:
+    """The boss command's table: one row per method, then the margin."""
+    lines = [f"{'method':<16}{'ROC AUC':>9}", "-" * 25]
+    lines += [f"{name:<16}{auc:>9.4f}" for name, auc in results.items()]
+    lines += [
+        "-" * 25,
+        f"{'margin':<16}{results['boss recipe'] - best_sample:>+9.4f}  (boss - best sample)",
+        f"{task.name} task: {len(task.train_images)} normal training images, "
+        f"{len(task.test_images)} test images; {seconds:.0f} s in all.",
+    ]
+    return "\n".join(lines)
+
+
+def command_export(args) -> int:
+    """Write a task in the HW8 file format (with a labels file)."""
+    task = load_task_from_args(args)
+    paths = datasets.export_hw8(task, args.dir)
+    for path in paths:
+        print(f"wrote {path} {np.load(path, mmap_mode='r').shape}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+
+
+def add_data_options(parser: argparse.ArgumentParser) -> None:
+    """--data, --data-dir, --normal-class, --seed."""
+    parser.add_argument("--data", choices=datasets.DATASET_NAMES, default="bundled")
+    parser.add_argument("--data-dir", type=Path, help="folder of the data files")
+    parser.add_argument(
+        "--normal-class",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="Fashion-MNIST class number(s) 0-9 treated as normal (default 0)",
+    )
+    parser.add_argument("--seed", type=int, default=SAMPLE_SEED)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``hw8`` command."""
+    parser = argparse.ArgumentParser(prog="hw8", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("train", help="train one model and score the test set")
+    p.add_argument("--model", default="cnn", help=f"one of {', '.join(MODEL_NAMES)}")
+    add_data_options(p)
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--device", help="cpu, cuda or mps (default: best available, or $HW8_DEVICE)")
+    p.add_argument("--metric", choices=anomaly.SCORE_METRICS, default="l2")
+    p.add_argument("--amp", action="store_true", help="bfloat16 autocast on CUDA")
+    p.add_argument("--out", type=Path, default=Path("runs/train"))
+    p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")
+    p.set_defaults(run=command_train)
+
+    p = commands.add_parser("predict", help="score a test set with a checkpoint")
+    p.add_argument("--checkpoint", type=Path, required=True)
+    add_data_options(p)
+    p.add_argument("--device")
+    p.add_argument("--metric", choices=anomaly.SCORE_METRICS, default="l2")
+    p.add_argument("--out", type=Path, default=Path("prediction.csv"))
+    p.set_defaults(run=command_predict)
+
+    p = commands.add_parser("boss", help="sample models vs the boss recipe, one table")
+    add_data_options(p)
+    p.add_argument("--device")
+    p.add_argument("--out", type=Path, default=Path("runs/boss"))
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(run=command_boss)
+
+    p = commands.add_parser("data", help="data utilities")
+    data_commands = p.add_subparsers(dest="data_command", required=True)
+    e = data_commands.add_parser("export-hw8", help="write a task in the HW8 .npy format")
+    e.add_argument("dir", type=Path)
+    add_data_options(e)
+    e.set_defaults(run=command_export)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: parse, run, and turn known errors into one clear line."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (
+        UsageError,
+        datasets.DataError,
+        train.CheckpointError,
+        train.TrainingError,
+        anomaly.SubmissionError,
+        ValueError,
+        OSError,
+    ) as error:
+        print(f"hw8 {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"hw8 {args.command}: interrupted.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,225 @@
+"""The training loop: Adam, seeded shuffling on the device, checkpoints, resume.
+
+The uint8 images go to the device once; batches are cut, shuffled and normalised
+there. A checkpoint is written atomically at the start and after every epoch, so
+Ctrl-C or a crash always leaves a usable one, and ``resume=True`` continues exactly
+where it stopped (on the CPU, bit for bit the same result as an uninterrupted run).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from hw8.datasets import iterate_batches, to_device
+from hw8.device import resolve_device, seed_everything
+from hw8.models import Autoencoder, build_model
+
+QUICK_ENV = "HW8_QUICK"
+CHECKPOINT_FORMAT = "hw8-checkpoint-1"
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (a NaN or infinite loss, for example)."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, unreadable, or belongs to another model or image shape."""
+
+
+def quick_mode() -> bool:
+    """True when ``$HW8_QUICK`` is set to 1: tests shorten training with it."""
+    return os.environ.get(QUICK_ENV, "") == "1"
+
+
+def scaled_epochs(epochs: int) -> int:
+    """``epochs``, or 1 when ``$HW8_QUICK=1`` (the tests' short-training switch)."""
+    return 1 if quick_mode() else epochs
+
+
+def quick_slice(count: int, quick_count: int = 256) -> int:
+    """``count``, or at most ``quick_count`` when ``$HW8_QUICK=1``."""
+    return min(count, quick_count) if quick_mode() else count
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def save_atomic(state: dict, path: Path) -> None:
+    """``torch.save`` through a temporary file in the same folder, then rename."""
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            torch.save(state, stream)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def read_checkpoint(path: Path | str) -> dict:
+    """Load a checkpoint dictionary (on the CPU) and check that it is one of ours."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint file not found.")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # torch raises many kinds for a bad file
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint ({type(error).__name__}: {error})."
+        ) from error
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not an hw8 checkpoint (expected {CHECKPOINT_FORMAT}).")
+    return state
+
+
+def check_compatible(state: dict, model: Autoencoder, path: Path | str) -> None:
+    """Raise ``CheckpointError`` unless ``state`` was saved from this kind of model."""
+    saved = (state["model_name"], tuple(state["image_shape"]))
+    wanted = (model.name, tuple(model.image_shape))
+    if saved != wanted:
+        raise CheckpointError(
+            f"{path}: checkpoint holds model {saved[0]!r} for images {saved[1]}, "
+            f"but this run uses model {wanted[0]!r} for images {wanted[1]}. "
+            "Use the same --model and data, or a new --out folder."
+        )
+
+
+def load_model(path: Path | str, device: torch.device | str | None = None) -> Autoencoder:
+    """Rebuild the model stored in a checkpoint, on ``device``, in eval mode."""
+    state = read_checkpoint(path)
+    model = build_model(state["model_name"], tuple(state["image_shape"]))
+    model.load_state_dict(state["model_state"])
+    return model.to(resolve_device(device)).eval()
+
+
+def _snapshot(model, optimizer, epoch, losses, generator, config) -> dict:
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "model_name": model.name,
+        "image_shape": list(model.image_shape),
+        "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer_state": optimizer.state_dict(),
+        "epoch": epoch,
+        "losses": list(losses),
+        "generator_state": generator.get_state(),
+        "torch_rng_state": torch.get_rng_state(),
+        "cuda_rng_state": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "config": config,
+    }
+
+
+def _restore(state, model, optimizer, generator) -> tuple[int, list[float]]:
+    model.load_state_dict(state["model_state"])
+    optimizer.load_state_dict(state["optimizer_state"])
+    generator.set_state(state["generator_state"])
+    torch.set_rng_state(state["torch_rng_state"])
+    if state["cuda_rng_state"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng_state"])
+    return state["epoch"], list(state["losses"])
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def train(
+    model: Autoencoder,
+    images: np.ndarray,
+    *,
+    epochs: int = 50,
+    batch_size: int = 2000,
+    lr: float = 1e-3,
+    device: torch.device | str | None = None,
+    seed: int = 48763,
+    checkpoint: Path | str | None = None,
+    resume: bool = False,
+    amp: bool = False,
+    progress: bool = True,
+) -> list[float]:
+    """Train ``model`` on uint8 NHWC ``images`` with Adam; return the mean loss per epoch.
+
+    ``checkpoint`` is written at the start and after every epoch; with ``resume`` the
+    run continues from it (the returned list then holds every epoch, old and new).
+    ``amp`` uses bfloat16 autocast on CUDA and is ignored elsewhere.
+    """
+    if epochs < 1 or batch_size < 1 or not lr > 0:
+        raise ValueError(
+            f"epochs and batch_size must be >= 1 and lr > 0; found epochs={epochs}, "
+            f"batch_size={batch_size}, lr={lr}."
+        )
+    device = resolve_device(device)
+    generator = seed_everything(seed)
+    model.to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    data = to_device(images, device)
+    config = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed}
+    start, losses = 0, []
+    if checkpoint is not None and resume and Path(checkpoint).exists():
+        state = read_checkpoint(checkpoint)
+        check_compatible(state, model, checkpoint)
+        start, losses = _restore(state, model, optimizer, generator)
+    elif checkpoint is not None:
+        _save(checkpoint, model, optimizer, 0, losses, generator, config)
+    use_amp = amp and device.type == "cuda"
+    steps_per_epoch = math.ceil(len(data) / batch_size)
+    bar = tqdm(
+        total=(epochs - start) * steps_per_epoch,
+        disable=not progress,
+        desc=f"train {model.name}",
+        unit="batch",
+    )
+    try:
+        for epoch in range(start, epochs):
+            loss = _train_epoch(model, optimizer, data, batch_size, generator, use_amp, bar)
+            if not math.isfinite(loss):
+                kept = f" The checkpoint {checkpoint} keeps epoch {epoch}." if checkpoint else ""
+                raise TrainingError(
+                    f"epoch {epoch + 1}: the loss became {loss}; training stopped.{kept} "
+                    "Lower the learning rate (--lr) or check the data for bad values."
+                )
+            losses.append(loss)
+            bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.4f}")
+            if checkpoint is not None:
+                _save(checkpoint, model, optimizer, epoch + 1, losses, generator, config)
+    except KeyboardInterrupt:
+        if checkpoint is not None:
+            bar.write(f"Interrupted: {checkpoint} holds the last finished epoch; resume it.")
+        raise
+    finally:
+        bar.close()
+    model.eval()
+    return losses
+
+
+def _save(path, model, optimizer, epoch, losses, generator, config) -> None:
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_atomic(_snapshot(model, optimizer, epoch, losses, generator, config), path)
+    except OSError as error:
+        raise OSError(f"{path}: cannot write the checkpoint ({error}).") from error
+
+
+def _train_epoch(model, optimizer, data, batch_size, generator, use_amp, bar) -> float:
+    """One pass over ``data``; returns the mean loss per image (a single device sync)."""
+    total = torch.zeros((), device=data.device)
+    for step, batch in enumerate(
+        iterate_batches(data, batch_size, shuffle=True, generator=generator), 1
+    ):
+        with torch.autocast(data.device.type, dtype=torch.bfloat16, enabled=use_amp):
+            loss = model.loss(batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += loss.detach().float() * len(batch)
+        bar.update(1)
+        if step % 20 == 0:
+            bar.set_postfix(loss=f"{total.item() / min(step * batch_size, len(data)):.4f}")
+    return total.item() / len(data)

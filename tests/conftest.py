@@ -1,0 +1,24 @@
+"""Shared fixtures: a small one-class task and a tiny trained model."""
+
+import numpy as np
+import pytest
+import torch
+
+from hw8.datasets import load_bundled, one_class_task
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.fixture(scope="session")
+def bundled():
+    """The bundled Fashion-MNIST subset."""
+    return load_bundled()
+
+
+@pytest.fixture(scope="session")
+def small_task(bundled):
+    """A small one-class task (class 1, trousers): 200 training and 80 test images."""
+    task = one_class_task(bundled, (1,), seed=0)
+    rng = np.random.default_rng(0)
+    test = np.sort(rng.choice(len(task.test_images), 80, replace=False))
+    return type(task)("small", task.train_images[:200], task.test_images[test], task.test_labels[test])

@@ -1,0 +1,139 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import cuda
+from hw8 import train
+from hw8.device import seed_everything
+from hw8.models import build_model
+
+
+def _fit(task, checkpoint=None, epochs=3, resume=False, name="cnn", **kwargs):
+    seed_everything(3)
+    model = build_model(name, task.image_shape)
+    losses = train.train(
+        model,
+        task.train_images,
+        epochs=epochs,
+        batch_size=50,
+        device="cpu",
+        seed=3,
+        checkpoint=checkpoint,
+        resume=resume,
+        progress=False,
+        **kwargs,
+    )
+    return model, losses
+
+
+def test_training_lowers_the_loss(small_task):
+    _, losses = _fit(small_task, epochs=6)
+    assert len(losses) == 6
+    assert losses[-1] < 0.7 * losses[0]
+
+
+def test_same_seed_same_result(small_task):
+    first, a = _fit(small_task, epochs=2, name="vae")
+    second, b = _fit(small_task, epochs=2, name="vae")
+    assert a == b
+    for p, q in zip(first.parameters(), second.parameters()):
+        assert torch.equal(p, q)
+
+
+@pytest.mark.parametrize("name", ["cnn", "vae"])
+def test_resume_equals_an_uninterrupted_run(small_task, tmp_path, name):
+    whole, whole_losses = _fit(small_task, epochs=4, name=name)
+    path = tmp_path / "checkpoint.pt"
+    _fit(small_task, path, epochs=2, name=name)
+    assert torch.load(path, weights_only=False)["epoch"] == 2
+    resumed, resumed_losses = _fit(small_task, path, epochs=4, resume=True, name=name)
+    assert resumed_losses == whole_losses
+    for p, q in zip(whole.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(p, q)
+
+
+def test_interrupt_leaves_a_usable_checkpoint(small_task, tmp_path, monkeypatch):
+    path = tmp_path / "checkpoint.pt"
+    real_epoch = train._train_epoch
+    calls = []
+
+    def interrupted(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_epoch(*args)
+
+    monkeypatch.setattr(train, "_train_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _fit(small_task, path, epochs=3)
+    model = train.load_model(path, "cpu")
+    assert torch.load(path, weights_only=False)["epoch"] == 1
+    assert model.reconstruct(torch.zeros(1, 1, 28, 28)).shape == (1, 1, 28, 28)
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(small_task, tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    _fit(small_task, path, epochs=1)
+    good = torch.load(path, weights_only=False)
+    model = build_model("cnn", small_task.image_shape)
+    model.loss = lambda x: (model.reconstruct(x) - x).pow(2).mean() * float("nan")
+    with pytest.raises(train.TrainingError, match="loss became nan.*keeps epoch 1"):
+        train.train(model, small_task.train_images, epochs=2, batch_size=50, device="cpu",
+                    checkpoint=path, resume=True, progress=False)  # fmt: skip
+    kept = torch.load(path, weights_only=False)
+    assert kept["epoch"] == 1
+    for key, value in good["model_state"].items():
+        assert torch.equal(kept["model_state"][key], value)
+        assert not torch.isnan(value.float()).any()
+
+
+def test_checkpoint_of_another_model_or_shape_is_refused(small_task, tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    _fit(small_task, path, epochs=1)
+    with pytest.raises(train.CheckpointError, match="holds model 'cnn'.*uses model 'fcn'"):
+        _fit(small_task, path, epochs=2, resume=True, name="fcn")
+    model = build_model("cnn", (3, 64, 64))
+    with pytest.raises(train.CheckpointError, match=r"images \(1, 28, 28\).*images \(3, 64, 64\)"):
+        train.train(model, np.zeros((4, 64, 64, 3), np.uint8), epochs=2, checkpoint=path,
+                    resume=True, device="cpu", progress=False)  # fmt: skip
+
+
+def test_non_checkpoint_files_are_refused(tmp_path):
+    with pytest.raises(train.CheckpointError, match="not found"):
+        train.load_model(tmp_path / "missing.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_text("hello")
+    with pytest.raises(train.CheckpointError, match="bad.pt: not a readable checkpoint"):
+        train.load_model(bad)
+    torch.save({"weights": 1}, bad)
+    with pytest.raises(train.CheckpointError, match="not an hw8 checkpoint"):
+        train.load_model(bad)
+
+
+def test_bad_hyperparameters_are_refused(small_task):
+    with pytest.raises(ValueError, match="epochs=0"):
+        _fit(small_task, epochs=0)
+
+
+def test_quick_switch(monkeypatch):
+    monkeypatch.delenv(train.QUICK_ENV, raising=False)
+    assert train.scaled_epochs(30) == 30 and train.quick_slice(5000) == 5000
+    monkeypatch.setenv(train.QUICK_ENV, "1")
+    assert train.scaled_epochs(30) == 1 and train.quick_slice(5000) == 256
+
+
+@cuda
+@pytest.mark.parametrize("amp", [False, True])
+def test_training_on_cuda_matches_cpu_closely(small_task, amp):
+    model_cpu, cpu_losses = _fit(small_task, epochs=2)
+    seed_everything(3)
+    model = build_model("cnn", small_task.image_shape)
+    losses = train.train(model, small_task.train_images, epochs=2, batch_size=50, device="cuda",
+                         seed=3, progress=False, amp=amp)  # fmt: skip
+    assert next(model.parameters()).device.type == "cuda"
+    assert all(math.isfinite(v) for v in losses)
+    tolerance = 0.1 if amp else 1e-3
+    assert losses == pytest.approx(cpu_losses, rel=tolerance)
