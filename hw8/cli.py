@@ -59,7 +59,7 @@ def write_json(data: dict, path: Path) -> None:
 
 def load_task_from_args(args) -> datasets.AnomalyTask:
     """The task named by ``--data``, ``--data-dir`` and ``--normal-class``."""
-    return datasets.load_task(args.data, args.data_dir, tuple(args.normal_class), seed=args.seed)
+    return datasets.load_task(args.data, args.data_dir, tuple(args.normal_class))
 
 
 def score_summary(task, scores: np.ndarray) -> dict:

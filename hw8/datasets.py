@@ -337,7 +337,10 @@ def export_hw8(task: AnomalyTask, out_dir: Path | str) -> list[Path]:
 def to_device(images: np.ndarray, device: torch.device | str) -> torch.Tensor:
     """Move uint8 NHWC images to ``device`` once, as a uint8 NCHW tensor."""
     validate_images(images, "images")
-    return torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2)
+    array = np.ascontiguousarray(images)
+    if not array.flags.writeable:  # a memory-mapped file: read it into memory once
+        array = array.copy()
+    return torch.from_numpy(array).to(device).permute(0, 3, 1, 2)
 
 
 def normalize(batch: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,110 @@
+import json
+
+import numpy as np
+import pytest
+
+from hw8 import anomaly, datasets
+from hw8.cli import main
+
+
+def _run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_train_then_predict_writes_a_valid_submission(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, stdout, _ = _run(capsys, "train", "--model", "cnn", "--epochs", "2", "--device", "cpu",
+                           "--normal-class", "1", "--out", out)  # fmt: skip
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["model"] == "cnn" and metrics["epochs"] == 2
+    assert 0.5 < metrics["auc"] <= 1.0
+    for name in ("checkpoint.pt", "prediction.csv", "loss.png", "reconstructions.png", "roc.png"):
+        assert (out / name).is_file(), name
+    task = datasets.load_task("bundled", normal_classes=(1,))
+    scores = anomaly.read_submission(out / "prediction.csv", expected_rows=len(task.test_images))
+    assert anomaly.roc_auc(task.test_labels, scores) == pytest.approx(metrics["auc"])
+
+    csv = tmp_path / "again.csv"
+    code, stdout, _ = _run(capsys, "predict", "--checkpoint", out / "checkpoint.pt",
+                           "--normal-class", "1", "--device", "cpu", "--out", csv)  # fmt: skip
+    assert code == 0
+    np.testing.assert_allclose(anomaly.read_submission(csv), scores, rtol=1e-6)
+
+
+def test_export_load_train_predict_round_trip_in_hw8_format(tmp_path, capsys):
+    data_dir = tmp_path / "hw8data"
+    assert _run(capsys, "data", "export-hw8", data_dir, "--normal-class", "7")[0] == 0
+    train = np.load(data_dir / "trainingset.npy")
+    test = np.load(data_dir / "testingset.npy")
+    assert train.shape == (1000, 64, 64, 3) and test.shape == (400, 64, 64, 3)
+    assert train.dtype == np.uint8
+    # a smaller slice keeps the 64x64x3 training fast
+    np.save(data_dir / "trainingset.npy", train[:200])
+    out = tmp_path / "run"
+    code, _, err = _run(capsys, "train", "--model", "fcn", "--data", "hw8", "--data-dir", data_dir,
+                        "--epochs", "1", "--batch-size", "100", "--device", "cpu", "--out", out)  # fmt: skip
+    assert code == 0, err
+    assert json.loads((out / "metrics.json").read_text())["images"] == 400
+    csv = tmp_path / "prediction.csv"
+    code, stdout, err = _run(capsys, "predict", "--checkpoint", out / "checkpoint.pt",
+                             "--data", "hw8", "--data-dir", data_dir, "--out", csv)  # fmt: skip
+    assert code == 0, err
+    lines = csv.read_text().splitlines()
+    assert lines[0] == "ID,score" and len(lines) == 401 and lines[-1].startswith("399,")
+
+
+def test_resume_continues_the_saved_run(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--model", "fcn", "--device", "cpu", "--out", out]
+    assert _run(capsys, *args, "--epochs", "1")[0] == 0
+    assert _run(capsys, *args, "--epochs", "2", "--resume")[0] == 0
+    assert json.loads((out / "metrics.json").read_text())["epochs"] == 2
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "--model", "vgg"], "unknown model 'vgg'; choose one of fcn, cnn, vae"),
+        (["train", "--normal-class", "12"], "normal class(es) [12]: expected one or more"),
+        (["train", "--data", "hw8"], "needs --data-dir"),
+        (["train", "--data", "hw8", "--data-dir", "/nonexistent"], "data folder not found"),
+        (["train", "--data", "fashion-mnist", "--data-dir", "/nonexistent"], "missing Fashion"),
+        (["predict", "--checkpoint", "/nonexistent.pt"], "checkpoint file not found"),
+    ],
+)
+def test_bad_input_gets_one_clear_line(tmp_path, capsys, argv, message):
+    code, _, err = _run(capsys, *argv, "--out", tmp_path / "x")
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_unknown_dataset_lists_the_choices(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--data", "mnist"])
+    assert "choose from 'bundled', 'fashion-mnist', 'hw8'" in capsys.readouterr().err
+
+
+def test_output_folder_that_cannot_be_written(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    code, _, err = _run(capsys, "train", "--epochs", "1", "--out", blocker / "run")
+    assert code == 2 and "cannot write into this output folder" in err
+
+
+def test_checkpoint_of_other_image_shape_is_refused_by_predict(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _run(capsys, "train", "--model", "fcn", "--epochs", "1", "--out", out)[0] == 0
+    data_dir = tmp_path / "hw8data"
+    datasets.export_hw8(datasets.load_task("bundled"), data_dir)
+    code, _, err = _run(capsys, "predict", "--checkpoint", out / "checkpoint.pt",
+                        "--data", "hw8", "--data-dir", data_dir, "--out", tmp_path / "p.csv")  # fmt: skip
+    assert code == 2
+    assert "trained on images (1, 28, 28)" in err and "(3, 64, 64)" in err
+    assert not (tmp_path / "p.csv").exists()
+    code, _, err = _run(capsys, "train", "--model", "cnn", "--epochs", "2", "--resume",
+                        "--out", out)  # fmt: skip
+    assert code == 2 and "holds model 'fcn'" in err
