@@ -1,9 +1,9 @@
 """The ``hw8`` command: train, predict, the boss recipe, and data export.
 
-    hw8 train --model cnn --data bundled --out runs/cnn
-    hw8 predict --checkpoint runs/cnn/checkpoint.pt --data bundled --out prediction.csv
-    hw8 boss --out runs/boss
-    hw8 data export-hw8 DIR
+hw8 train --model cnn --data bundled --out runs/cnn
+hw8 predict --checkpoint runs/cnn/checkpoint.pt --data bundled --out prediction.csv
+hw8 boss --out runs/boss
+hw8 data export-hw8 DIR
 """
 
 from __future__ import annotations
@@ -96,7 +96,9 @@ def command_train(args) -> int:
         resume=args.resume,
         amp=args.amp,
     )
-    scores = anomaly.reconstruction_scores(model, task.test_images, metric=args.metric, device=device)
+    scores = anomaly.reconstruction_scores(
+        model, task.test_images, metric=args.metric, device=device
+    )
     anomaly.write_submission(scores, out / "prediction.csv", expected_rows=len(task.test_images))
     metrics = {
         "model": args.model,
@@ -175,7 +177,9 @@ def command_boss(args) -> int:
     seconds = time.perf_counter() - started
     best = max(v for k, v in results.items() if k.startswith("sample"))
     summary = {"data": task.name, "device": str(device), "seconds": round(seconds, 1)}
-    write_json({**summary, "auc": results, "margin": results["boss recipe"] - best}, out / "metrics.json")
+    write_json(
+        {**summary, "auc": results, "margin": results["boss recipe"] - best}, out / "metrics.json"
+    )
     print(format_table(results, best, task, seconds))
     return 0
 

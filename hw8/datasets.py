@@ -114,8 +114,7 @@ def validate_labels(labels: np.ndarray, count: int, source: str) -> np.ndarray:
     """Check that ``labels`` is a 1-D integer array with one label per image."""
     if labels.ndim != 1 or len(labels) != count:
         raise DataError(
-            f"{source}: expected {count} labels (one per test image), "
-            f"found shape {labels.shape}."
+            f"{source}: expected {count} labels (one per test image), found shape {labels.shape}."
         )
     if not np.issubdtype(labels.dtype, np.integer) and labels.dtype != np.bool_:
         raise DataError(f"{source}: expected integer labels, found dtype {labels.dtype}.")
@@ -264,7 +263,7 @@ def _stratified_sample(indices: np.ndarray, labels: np.ndarray, count: int, seed
     per_class[: count % len(classes)] += 1
     picked = [
         rng.choice(indices[labels[indices] == c], size=n, replace=False)
-        for c, n in zip(classes, per_class)
+        for c, n in zip(classes, per_class, strict=False)
     ]
     return np.concatenate(picked)
 

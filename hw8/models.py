@@ -204,10 +204,10 @@ class WideFCN(Autoencoder):
         super().__init__(image_shape)
         size = _flat_size(self.image_shape)
         sizes = (size, *self.widths)
-        encoder = [_dense_block(a, b) for a, b in zip(sizes, sizes[1:])]
+        encoder = [_dense_block(a, b) for a, b in zip(sizes, sizes[1:], strict=False)]
         self.encoder = nn.Sequential(*encoder, nn.Linear(sizes[-1], self.latent))
         back = (self.latent, *reversed(self.widths))
-        decoder = [_dense_block(a, b) for a, b in zip(back, back[1:])]
+        decoder = [_dense_block(a, b) for a, b in zip(back, back[1:], strict=False)]
         self.decoder = nn.Sequential(*decoder, nn.Linear(back[-1], size), nn.Tanh())
 
     def encode(self, x):

@@ -40,7 +40,7 @@ def plot_reconstructions(originals, reconstructions, path=None, titles=("input",
     count = len(rows[0])
     figure, axes = plt.subplots(len(rows), count, figsize=(1.2 * count, 1.3 * len(rows)))
     axes = np.atleast_2d(axes)
-    for row, (images, title) in enumerate(zip(rows, titles)):
+    for row, (images, title) in enumerate(zip(rows, titles, strict=False)):
         for column in range(count):
             show_images(axes[row, column], images[column])
         axes[row, 0].set_title(title, fontsize=8, loc="left")

@@ -21,4 +21,6 @@ def small_task(bundled):
     task = one_class_task(bundled, (1,), seed=0)
     rng = np.random.default_rng(0)
     test = np.sort(rng.choice(len(task.test_images), 80, replace=False))
-    return type(task)("small", task.train_images[:200], task.test_images[test], task.test_labels[test])
+    return type(task)(
+        "small", task.train_images[:200], task.test_images[test], task.test_labels[test]
+    )

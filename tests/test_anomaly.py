@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import cuda
+
 from hw8 import anomaly
 from hw8.models import build_model
 

@@ -15,8 +15,20 @@ def _run(capsys, *argv):
 
 def test_train_then_predict_writes_a_valid_submission(tmp_path, capsys):
     out = tmp_path / "run"
-    code, stdout, _ = _run(capsys, "train", "--model", "cnn", "--epochs", "2", "--device", "cpu",
-                           "--normal-class", "1", "--out", out)  # fmt: skip
+    code, stdout, _ = _run(
+        capsys,
+        "train",
+        "--model",
+        "cnn",
+        "--epochs",
+        "2",
+        "--device",
+        "cpu",
+        "--normal-class",
+        "1",
+        "--out",
+        out,
+    )
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["model"] == "cnn" and metrics["epochs"] == 2
@@ -28,8 +40,18 @@ def test_train_then_predict_writes_a_valid_submission(tmp_path, capsys):
     assert anomaly.roc_auc(task.test_labels, scores) == pytest.approx(metrics["auc"])
 
     csv = tmp_path / "again.csv"
-    code, stdout, _ = _run(capsys, "predict", "--checkpoint", out / "checkpoint.pt",
-                           "--normal-class", "1", "--device", "cpu", "--out", csv)  # fmt: skip
+    code, stdout, _ = _run(
+        capsys,
+        "predict",
+        "--checkpoint",
+        out / "checkpoint.pt",
+        "--normal-class",
+        "1",
+        "--device",
+        "cpu",
+        "--out",
+        csv,
+    )
     assert code == 0
     np.testing.assert_allclose(anomaly.read_submission(csv), scores, rtol=1e-6)
 
@@ -44,13 +66,39 @@ def test_export_load_train_predict_round_trip_in_hw8_format(tmp_path, capsys):
     # a smaller slice keeps the 64x64x3 training fast
     np.save(data_dir / "trainingset.npy", train[:200])
     out = tmp_path / "run"
-    code, _, err = _run(capsys, "train", "--model", "fcn", "--data", "hw8", "--data-dir", data_dir,
-                        "--epochs", "1", "--batch-size", "100", "--device", "cpu", "--out", out)  # fmt: skip
+    code, _, err = _run(
+        capsys,
+        "train",
+        "--model",
+        "fcn",
+        "--data",
+        "hw8",
+        "--data-dir",
+        data_dir,
+        "--epochs",
+        "1",
+        "--batch-size",
+        "100",
+        "--device",
+        "cpu",
+        "--out",
+        out,
+    )
     assert code == 0, err
     assert json.loads((out / "metrics.json").read_text())["images"] == 400
     csv = tmp_path / "prediction.csv"
-    code, stdout, err = _run(capsys, "predict", "--checkpoint", out / "checkpoint.pt",
-                             "--data", "hw8", "--data-dir", data_dir, "--out", csv)  # fmt: skip
+    code, stdout, err = _run(
+        capsys,
+        "predict",
+        "--checkpoint",
+        out / "checkpoint.pt",
+        "--data",
+        "hw8",
+        "--data-dir",
+        data_dir,
+        "--out",
+        csv,
+    )
     assert code == 0, err
     lines = csv.read_text().splitlines()
     assert lines[0] == "ID,score" and len(lines) == 401 and lines[-1].startswith("399,")
@@ -100,11 +148,22 @@ def test_checkpoint_of_other_image_shape_is_refused_by_predict(tmp_path, capsys)
     assert _run(capsys, "train", "--model", "fcn", "--epochs", "1", "--out", out)[0] == 0
     data_dir = tmp_path / "hw8data"
     datasets.export_hw8(datasets.load_task("bundled"), data_dir)
-    code, _, err = _run(capsys, "predict", "--checkpoint", out / "checkpoint.pt",
-                        "--data", "hw8", "--data-dir", data_dir, "--out", tmp_path / "p.csv")  # fmt: skip
+    code, _, err = _run(
+        capsys,
+        "predict",
+        "--checkpoint",
+        out / "checkpoint.pt",
+        "--data",
+        "hw8",
+        "--data-dir",
+        data_dir,
+        "--out",
+        tmp_path / "p.csv",
+    )
     assert code == 2
     assert "trained on images (1, 28, 28)" in err and "(3, 64, 64)" in err
     assert not (tmp_path / "p.csv").exists()
-    code, _, err = _run(capsys, "train", "--model", "cnn", "--epochs", "2", "--resume",
-                        "--out", out)  # fmt: skip
+    code, _, err = _run(
+        capsys, "train", "--model", "cnn", "--epochs", "2", "--resume", "--out", out
+    )
     assert code == 2 and "holds model 'fcn'" in err

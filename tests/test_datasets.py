@@ -110,9 +110,7 @@ def test_truncated_and_non_npy_files_are_refused(tmp_path):
 
 
 def _write_idx(path, array):
-    header = bytes([0, 0, 8, array.ndim]) + b"".join(
-        int(n).to_bytes(4, "big") for n in array.shape
-    )
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
     with gzip.open(path, "wb") as handle:
         handle.write(header + array.tobytes())
 
@@ -165,7 +163,9 @@ def test_batches_are_normalised_seeded_and_complete():
     ]
     torch.testing.assert_close(shuffled[0], shuffled[1])
     assert not torch.equal(shuffled[0], torch.cat(plain))
-    assert torch.equal(shuffled[0].flatten().sort().values, torch.cat(plain).flatten().sort().values)
+    assert torch.equal(
+        shuffled[0].flatten().sort().values, torch.cat(plain).flatten().sort().values
+    )
 
 
 def test_normalize_maps_0_and_255_to_minus_one_and_one():

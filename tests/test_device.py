@@ -3,8 +3,8 @@ import random
 import numpy as np
 import pytest
 import torch
-
 from conftest import cuda
+
 from hw8 import device
 
 
@@ -43,7 +43,12 @@ def test_seed_everything_repeats_every_generator():
     for _ in range(2):
         generator = device.seed_everything(7)
         draws.append(
-            (random.random(), np.random.rand(), torch.rand(1).item(), torch.rand(1, generator=generator).item())
+            (
+                random.random(),
+                np.random.rand(),
+                torch.rand(1).item(),
+                torch.rand(1, generator=generator).item(),
+            )
         )
     assert draws[0] == draws[1]
 

@@ -19,7 +19,9 @@ def _pins(lines):
 
 def pyproject_pins():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    lines = project["dependencies"] + [d for ds in project["optional-dependencies"].values() for d in ds]
+    lines = project["dependencies"] + [
+        d for ds in project["optional-dependencies"].values() for d in ds
+    ]
     return _pins(lines)
 
 

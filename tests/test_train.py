@@ -3,8 +3,8 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from conftest import cuda
+
 from hw8 import train
 from hw8.device import seed_everything
 from hw8.models import build_model
@@ -38,7 +38,7 @@ def test_same_seed_same_result(small_task):
     first, a = _fit(small_task, epochs=2, name="vae")
     second, b = _fit(small_task, epochs=2, name="vae")
     assert a == b
-    for p, q in zip(first.parameters(), second.parameters()):
+    for p, q in zip(first.parameters(), second.parameters(), strict=False):
         assert torch.equal(p, q)
 
 
@@ -50,13 +50,13 @@ def test_resume_equals_an_uninterrupted_run(small_task, tmp_path, name):
     assert torch.load(path, weights_only=False)["epoch"] == 2
     resumed, resumed_losses = _fit(small_task, path, epochs=4, resume=True, name=name)
     assert resumed_losses == whole_losses
-    for p, q in zip(whole.state_dict().values(), resumed.state_dict().values()):
+    for p, q in zip(whole.state_dict().values(), resumed.state_dict().values(), strict=False):
         assert torch.equal(p, q)
 
 
 def test_interrupt_leaves_a_usable_checkpoint(small_task, tmp_path, monkeypatch):
     path = tmp_path / "checkpoint.pt"
-    real_epoch = train._train_epoch
+    real_epoch = train.train_epoch
     calls = []
 
     def interrupted(*args):
@@ -65,7 +65,7 @@ def test_interrupt_leaves_a_usable_checkpoint(small_task, tmp_path, monkeypatch)
             raise KeyboardInterrupt
         return real_epoch(*args)
 
-    monkeypatch.setattr(train, "_train_epoch", interrupted)
+    monkeypatch.setattr(train, "train_epoch", interrupted)
     with pytest.raises(KeyboardInterrupt):
         _fit(small_task, path, epochs=3)
     model = train.load_model(path, "cpu")
@@ -81,8 +81,16 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(small_task
     model = build_model("cnn", small_task.image_shape)
     model.loss = lambda x: (model.reconstruct(x) - x).pow(2).mean() * float("nan")
     with pytest.raises(train.TrainingError, match="loss became nan.*keeps epoch 1"):
-        train.train(model, small_task.train_images, epochs=2, batch_size=50, device="cpu",
-                    checkpoint=path, resume=True, progress=False)  # fmt: skip
+        train.train(
+            model,
+            small_task.train_images,
+            epochs=2,
+            batch_size=50,
+            device="cpu",
+            checkpoint=path,
+            resume=True,
+            progress=False,
+        )
     kept = torch.load(path, weights_only=False)
     assert kept["epoch"] == 1
     for key, value in good["model_state"].items():
@@ -97,8 +105,15 @@ def test_checkpoint_of_another_model_or_shape_is_refused(small_task, tmp_path):
         _fit(small_task, path, epochs=2, resume=True, name="fcn")
     model = build_model("cnn", (3, 64, 64))
     with pytest.raises(train.CheckpointError, match=r"images \(1, 28, 28\).*images \(3, 64, 64\)"):
-        train.train(model, np.zeros((4, 64, 64, 3), np.uint8), epochs=2, checkpoint=path,
-                    resume=True, device="cpu", progress=False)  # fmt: skip
+        train.train(
+            model,
+            np.zeros((4, 64, 64, 3), np.uint8),
+            epochs=2,
+            checkpoint=path,
+            resume=True,
+            device="cpu",
+            progress=False,
+        )
 
 
 def test_non_checkpoint_files_are_refused(tmp_path):
@@ -131,9 +146,17 @@ def test_training_on_cuda_matches_cpu_closely(small_task, amp):
     model_cpu, cpu_losses = _fit(small_task, epochs=2)
     seed_everything(3)
     model = build_model("cnn", small_task.image_shape)
-    losses = train.train(model, small_task.train_images, epochs=2, batch_size=50, device="cuda",
-                         seed=3, progress=False, amp=amp)  # fmt: skip
+    losses = train.train(
+        model,
+        small_task.train_images,
+        epochs=2,
+        batch_size=50,
+        device="cuda",
+        seed=3,
+        progress=False,
+        amp=amp,
+    )
     assert next(model.parameters()).device.type == "cuda"
     assert all(math.isfinite(v) for v in losses)
-    tolerance = 0.1 if amp else 1e-3
+    tolerance = 0.1 if amp else 1e-2  # TF32 matrix products on CUDA
     assert losses == pytest.approx(cpu_losses, rel=tolerance)
