@@ -167,3 +167,19 @@ def test_checkpoint_of_other_image_shape_is_refused_by_predict(tmp_path, capsys)
         capsys, "train", "--model", "cnn", "--epochs", "2", "--resume", "--out", out
     )
     assert code == 2 and "holds model 'fcn'" in err
+
+
+def test_boss_prints_one_table_with_the_margin(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HW8_QUICK", "1")
+    code, stdout, err = _run(capsys, "boss", "--quiet", "--device", "cpu", "--out", tmp_path)
+    assert code == 0, err
+    rows = [line.split() for line in stdout.splitlines()]
+    names = [" ".join(r[:-1]) for r in rows if len(r) >= 2 and r[-1].replace(".", "").isdigit()]
+    assert names == ["sample fcn", "sample cnn", "sample vae", "boss recipe"]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    best = max(v for k, v in metrics["auc"].items() if k.startswith("sample"))
+    assert metrics["margin"] == pytest.approx(metrics["auc"]["boss recipe"] - best)
+    assert "margin" in stdout
+    task = datasets.load_task("bundled")
+    scores = anomaly.read_submission(tmp_path / "prediction.csv", len(task.test_images))
+    assert anomaly.roc_auc(task.test_labels, scores) == pytest.approx(metrics["auc"]["boss recipe"])
