@@ -1,0 +1,319 @@
+"""Speed: the package's training loop against the course sample's pipeline.
+
+Both train the same models on the same random uint8 images of the HW8 training-set
+shape (N x 64 x 64 x 3): 100,000 images on a GPU (the real HW8 size), fewer on a CPU.
+For each model, each pipeline runs a warm-up of a few batches, then one timed epoch;
+the script prints seconds per epoch, images per second and the ratio sample / hw8.
+
+* sample: benchmarks/sample_pipeline.py (per-image transforms in a Dataset, DataLoader
+  with RandomSampler, ``.float().to(device)`` per batch, ``loss.item()`` every step).
+* hw8: ``hw8.train``'s epoch function on images moved to the device once (the one-time
+  move is timed separately as ``hw8_setup_s``; ``hw8.train.train`` does it once per run).
+
+Models: the sample fcn, cnn and vae at batch 2000, and a wide FCN
+(12288-4096-2048-1024-256-128, mirrored; BatchNorm + PReLU) at batch 128.
+
+    PYTHONPATH=. python3 benchmarks/speed.py --device cuda --json speed_cuda.json
+    PYTHONPATH=. python3 benchmarks/speed.py --device cpu --json benchmarks/results/speed_cpu.json
+    PYTHONPATH=. python3 benchmarks/speed.py --device cpu --main-job --notebooks  # + end to end
+
+Only torch, numpy and tqdm are needed for the model timings; ``--main-job`` runs the
+README's main-job command (``hw8 boss``) and ``--notebooks`` executes every source
+notebook with nbclient (imported only then), both on the CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+if str(ROOT / "benchmarks") not in sys.path:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import sample_pipeline  # noqa: E402
+
+import hw8  # noqa: E402
+from hw8.datasets import to_device  # noqa: E402
+from hw8.models import Autoencoder, build_model  # noqa: E402
+from hw8.train import make_optimizer, train_epoch  # noqa: E402
+
+HW8_TRAIN_SHAPE = (64, 64, 3)
+MODEL_BATCH = {"fcn": 2000, "cnn": 2000, "vae": 2000, "wide_fcn": 128}
+DEFAULT_N = {"cuda": 100_000, "mps": 20_000, "cpu": 4_000}
+WARMUP_BATCHES = 3
+WIDE_FCN_WIDTHS = (4096, 2048, 1024, 256, 128)
+
+
+class BigWideFCN(Autoencoder):
+    """The wide FCN students used: 12288-4096-2048-1024-256-128 and back, BN + PReLU."""
+
+    name = "wide_fcn_12288"
+
+    def __init__(self, image_shape=(3, 64, 64), widths=WIDE_FCN_WIDTHS):
+        super().__init__(image_shape)
+        size = int(np.prod(self.image_shape))
+        sizes = (size, *widths)
+        self.encoder = nn.Sequential(
+            *[block(a, b) for a, b in zip(sizes[:-2], sizes[1:-1], strict=True)],
+            nn.Linear(sizes[-2], sizes[-1]),
+        )
+        back = tuple(reversed(sizes))
+        self.decoder = nn.Sequential(
+            *[block(a, b) for a, b in zip(back[:-2], back[1:-1], strict=True)],
+            nn.Linear(back[-2], back[-1]),
+            nn.Tanh(),
+        )
+
+    def encode(self, x):
+        """Flatten and encode."""
+        return self.encoder(x.flatten(1))
+
+    def decode(self, z):
+        """Decode to an image."""
+        return self.decoder(z).view(-1, *self.image_shape)
+
+
+def block(size_in: int, size_out: int) -> nn.Sequential:
+    """Linear, BatchNorm, PReLU."""
+    return nn.Sequential(nn.Linear(size_in, size_out), nn.BatchNorm1d(size_out), nn.PReLU())
+
+
+def make_model(name: str) -> Autoencoder:
+    """A fresh model by benchmark name, seeded so both pipelines start equal."""
+    torch.manual_seed(48763)
+    if name == "wide_fcn":
+        return BigWideFCN()
+    return build_model(name, (3, 64, 64))
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work, so the clock measures finished work."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def time_sample(name: str, images: np.ndarray, device: torch.device) -> tuple[float, float]:
+    """Warm up on a few batches, then time one epoch of the sample pipeline."""
+    batch = MODEL_BATCH[name]
+    model = make_model(name).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=sample_pipeline.SAMPLE_LR)
+    warm = sample_pipeline.make_dataloader(images[: WARMUP_BATCHES * batch], batch)
+    sample_pipeline.train_epoch(model, warm, optimizer, device)
+    loader = sample_pipeline.make_dataloader(images, batch)
+    synchronize(device)
+    start = time.perf_counter()
+    loss = sample_pipeline.train_epoch(model, loader, optimizer, device)
+    synchronize(device)
+    return time.perf_counter() - start, loss
+
+
+class _NoBar:
+    """Stands in for tqdm inside the epoch function."""
+
+    def update(self, _count):
+        pass
+
+    def set_postfix(self, **_kwargs):
+        pass
+
+
+def time_hw8(name: str, images: np.ndarray, device: torch.device) -> tuple[float, float, float]:
+    """Move the images once (timed apart), warm up, then time one epoch of hw8.train."""
+    batch = MODEL_BATCH[name]
+    model = make_model(name).to(device).train()
+    optimizer = make_optimizer(model, 1e-3, device)
+    generator = torch.Generator().manual_seed(48763)
+    synchronize(device)
+    start = time.perf_counter()
+    data = to_device(images, device)
+    synchronize(device)
+    setup = time.perf_counter() - start
+    warm = data[: WARMUP_BATCHES * batch]
+    train_epoch(model, optimizer, warm, batch, generator, False, _NoBar())
+    synchronize(device)
+    start = time.perf_counter()
+    loss = train_epoch(model, optimizer, data, batch, generator, False, _NoBar())
+    synchronize(device)
+    seconds = time.perf_counter() - start
+    del data
+    return seconds, setup, loss
+
+
+def time_command(command: list[str], env: dict | None = None) -> float:
+    """Wall time of a command run to completion (raises if it fails)."""
+    start = time.perf_counter()
+    subprocess.run(command, check=True, cwd=ROOT, env={**os.environ, **(env or {})})
+    return time.perf_counter() - start
+
+
+def time_main_job() -> float:
+    """The README's main job, ``hw8 boss``, on the CPU, end to end (a fresh process)."""
+    with tempfile.TemporaryDirectory() as out:
+        code = "import sys; from hw8.cli import main; sys.exit(main())"
+        command = [sys.executable, "-c", code, "boss", "--quiet", "--device", "cpu", "--out", out]
+        return time_command(command, {"PYTHONPATH": str(ROOT)})
+
+
+def time_notebooks() -> dict[str, float]:
+    """Execute every source notebook top to bottom on the CPU; seconds per notebook."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    seconds = {}
+    os.environ["HW8_DEVICE"] = "cpu"
+    paths = [str(ROOT), os.environ.get("PYTHONPATH")]
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
+    for path in sorted((ROOT / "notebooks" / "hw8").glob("*.ipynb")):
+        notebook = nbformat.read(path, as_version=4)
+        with tempfile.TemporaryDirectory() as workdir:
+            resources = {"metadata": {"path": workdir}}
+            client = NotebookClient(
+                notebook, timeout=1800, kernel_name="python3", resources=resources
+            )
+            start = time.perf_counter()
+            client.execute()
+            seconds[path.name] = round(time.perf_counter() - start, 1)
+        print(f"notebook {path.name}: {seconds[path.name]:.1f} s", flush=True)
+    return seconds
+
+
+def describe_device(device: torch.device) -> str:
+    """A human name for the device: the GPU model, or the CPU and its thread count."""
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    if device.type == "mps":
+        return "mps: Apple GPU"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"cpu: {cpu}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"
+
+
+def versions() -> dict[str, str]:
+    """Versions that matter for the timings."""
+    found = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "hw8": hw8.__version__,
+        "platform": platform.platform(),
+    }
+    if torch.cuda.is_available():
+        found["cuda"] = str(torch.version.cuda)
+        found["cudnn"] = str(torch.backends.cudnn.version())
+    return found
+
+
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages (other work on the machine skews CPU times)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def run(args) -> dict:
+    """Time every requested model on both pipelines; return the JSON-ready results."""
+    device = torch.device(args.device)
+    count = args.n or DEFAULT_N.get(device.type, 4000)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(count, *HW8_TRAIN_SHAPE), dtype=np.uint8)
+    results = {
+        "device": describe_device(device),
+        "versions": versions(),
+        "n_images": count,
+        "load_average_before": load_average(),
+        "models": {},
+    }
+    print(f"{results['device']}; {count} images of shape {HW8_TRAIN_SHAPE}", flush=True)
+    header = f"{'model':<10}{'batch':>6}{'sample s':>10}{'hw8 s':>9}{'ratio':>8}"
+    print(header + f"{'sample img/s':>14}{'hw8 img/s':>12}", flush=True)
+    for name in args.models:
+        if name not in MODEL_BATCH:
+            raise SystemExit(f"unknown model {name!r}; choose from {', '.join(MODEL_BATCH)}")
+        sample_s, sample_loss = time_sample(name, images, device)
+        hw8_s, setup_s, hw8_loss = time_hw8(name, images, device)
+        entry = {
+            "sample_s": round(sample_s, 4),
+            "hw8_s": round(hw8_s, 4),
+            "ratio": round(sample_s / hw8_s, 2),
+            "batch_size": MODEL_BATCH[name],
+            "sample_images_per_s": round(count / sample_s, 1),
+            "hw8_images_per_s": round(count / hw8_s, 1),
+            "hw8_setup_s": round(setup_s, 4),
+            "sample_loss": round(sample_loss, 5),
+            "hw8_loss": round(hw8_loss, 5),
+        }
+        if name == "wide_fcn":
+            entry["layers"] = "12288-" + "-".join(map(str, WIDE_FCN_WIDTHS)) + " mirrored"
+        results["models"][name] = entry
+        print(
+            f"{name:<10}{entry['batch_size']:>6}{sample_s:>10.3f}{hw8_s:>9.3f}"
+            f"{entry['ratio']:>7.1f}x{entry['sample_images_per_s']:>14.0f}"
+            f"{entry['hw8_images_per_s']:>12.0f}",
+            flush=True,
+        )
+    del images
+    if args.main_job:
+        results["main_job_s"] = round(time_main_job(), 1)
+        print(f"main job (hw8 boss, cpu): {results['main_job_s']:.1f} s", flush=True)
+    if args.notebooks:
+        per_notebook = time_notebooks()
+        results["notebooks_s"] = per_notebook
+        results["notebooks_total_s"] = round(sum(per_notebook.values()), 1)
+        print(f"all notebooks (cpu): {results['notebooks_total_s']:.1f} s", flush=True)
+    results["load_average_after"] = load_average()
+    return results
+
+
+def parse_args(argv=None):
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument(
+        "--n", type=int, help="number of images (default: 100000 on cuda, 4000 on cpu)"
+    )
+    parser.add_argument("--models", nargs="+", default=list(MODEL_BATCH), help="which models")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--main-job", action="store_true", help="also time `hw8 boss` on cpu")
+    parser.add_argument("--notebooks", action="store_true", help="also run all notebooks on cpu")
+    parser.add_argument("--json", type=Path, help="write the results to this JSON file")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    """Run the benchmark and write the JSON file if asked."""
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    results = run(args)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,289 @@
+"""The boss recipe: a rank ensemble of autoencoders, each scored two ways.
+
+The course sample scores an image by how badly one autoencoder reconstructs it. The
+recipe keeps that idea and adds what students who passed the boss baseline found:
+
+1. **Stronger, different models.** A dense autoencoder with BatchNorm and PReLU
+   (D-512-256-32) and a small convolutional one (16-32-64 channels, 32 numbers in the
+   code). They make different mistakes, so their ranks average well.
+2. **Standardised reconstruction error.** Some pixels are hard to reconstruct even on
+   normal images (edges, textures). Each pixel's error is divided by that pixel's error
+   spread on the training images before squaring and summing, so an error counts by
+   how unusual it is, not by how big it is.
+3. **Distance in the latent space.** An anomaly can be reconstructed well and still get
+   a code unlike any normal image's. The mean distance from a test image's code to its
+   5 nearest training codes is a second score per model.
+4. **Rank averaging** (:func:`hw8.anomaly.rank_average`) of every score of every model,
+   so no score's scale dominates.
+
+Training: Adam with a one-cycle learning-rate schedule for a fixed number of steps of
+batch 64, whatever the number of images (so 1,000 images train as long as 6,000), with
+the images on the device once, as in :mod:`hw8.train`. ``$HW8_QUICK=1`` shortens it.
+On the bundled task the whole recipe takes well under a minute on a laptop CPU.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from hw8.anomaly import rank_average
+from hw8.datasets import AnomalyTask, iterate_batches, to_device
+from hw8.device import resolve_device, seed_everything
+from hw8.models import Autoencoder
+from hw8.train import quick_mode
+
+BATCH_SIZE = 64
+STEPS = 1000
+QUICK_STEPS = 100
+PEAK_LR = 3e-3
+KNN = 5
+KNN_ANGLE = 10
+ERROR_FLOOR = 0.05  # added to every pixel's error spread, so no pixel divides by ~0
+MAX_REFERENCE_CODES = 20_000  # training codes the latent distance compares against
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def _dense_block(size_in: int, size_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(size_in, size_out), nn.BatchNorm1d(size_out), nn.PReLU())
+
+
+class DenseAE(Autoencoder):
+    """A dense autoencoder with BatchNorm and PReLU: D-512-256-``latent`` and back."""
+
+    name = "boss_dense"
+
+    def __init__(self, image_shape, widths=(512, 256), latent: int = 32):
+        super().__init__(image_shape)
+        size = math.prod(self.image_shape)
+        sizes = (size, *widths)
+        blocks = [_dense_block(a, b) for a, b in zip(sizes, sizes[1:], strict=False)]
+        self.encoder = nn.Sequential(*blocks, nn.Linear(sizes[-1], latent))
+        back = (latent, *reversed(widths))
+        blocks = [_dense_block(a, b) for a, b in zip(back, back[1:], strict=False)]
+        self.decoder = nn.Sequential(*blocks, nn.Linear(back[-1], size), nn.Tanh())
+
+    def encode(self, x):
+        """Flatten and encode to the latent code."""
+        return self.encoder(x.flatten(1))
+
+    def decode(self, z):
+        """Decode a code to an image of ``image_shape``."""
+        return self.decoder(z).view(-1, *self.image_shape)
+
+
+class ConvAE(Autoencoder):
+    """A small convolutional autoencoder with a dense bottleneck of ``latent`` numbers.
+
+    Two stride-2 convolutions and one 3x3 (``channels`` wide), BatchNorm and LeakyReLU,
+    mirrored by two transposed convolutions. Images are padded with background (-1) to
+    a multiple of 4 and the output is cropped back.
+    """
+
+    name = "boss_conv"
+
+    def __init__(self, image_shape, channels=(16, 32, 64), latent: int = 32):
+        super().__init__(image_shape)
+        c_img, height, width = self.image_shape
+        a, b, c = channels
+        self.grid = (math.ceil(height / 4), math.ceil(width / 4))
+        flat = c * self.grid[0] * self.grid[1]
+        act = nn.LeakyReLU(0.2)
+        self.encoder = nn.Sequential(
+            nn.Conv2d(c_img, a, 4, 2, 1), nn.BatchNorm2d(a), act,
+            nn.Conv2d(a, b, 4, 2, 1), nn.BatchNorm2d(b), act,
+            nn.Conv2d(b, c, 3, 1, 1), nn.BatchNorm2d(c), act,
+            nn.Flatten(), nn.Linear(flat, latent),
+        )  # fmt: skip
+        self.channels = c
+        self.from_latent = nn.Linear(latent, flat)
+        self.decoder = nn.Sequential(
+            nn.BatchNorm2d(c), act,
+            nn.ConvTranspose2d(c, b, 4, 2, 1), nn.BatchNorm2d(b), act,
+            nn.ConvTranspose2d(b, c_img, 4, 2, 1), nn.Tanh(),
+        )  # fmt: skip
+
+    def encode(self, x):
+        """Pad to a multiple of 4 and encode to the latent code."""
+        pad_h, pad_w = (-x.shape[2]) % 4, (-x.shape[3]) % 4
+        return self.encoder(F.pad(x, (0, pad_w, 0, pad_h), value=-1.0))
+
+    def decode(self, z):
+        """Decode a code and crop to ``image_shape``."""
+        hidden = self.from_latent(z).view(-1, self.channels, *self.grid)
+        return self.decoder(hidden)[:, :, : self.image_shape[1], : self.image_shape[2]]
+
+
+SCORE_KINDS = ("residual", "latent", "angle")
+
+
+@dataclass(frozen=True)
+class Member:
+    """One model of the ensemble: its kind, code size, seed offset and the scores it gives."""
+
+    kind: str
+    scores: tuple[str, ...] = SCORE_KINDS
+    latent: int = 32
+    seed_offset: int = 0
+
+    @property
+    def label(self) -> str:
+        """A short name for tables: kind and code size."""
+        return f"{self.kind}{self.latent}"
+
+    def build(self, image_shape) -> Autoencoder:
+        """A fresh, untrained model of this member's kind."""
+        model_class = {"dense": DenseAE, "conv": ConvAE}[self.kind]
+        return model_class(image_shape, latent=self.latent)
+
+
+# The dense model's codes are poor neighbours and the conv model's residual adds little
+# beside the dense one's (measured on Fashion-MNIST, benchmarks/RESULTS.md), so each
+# gives the scores it is good at.
+RECIPE = (Member("dense", ("residual",)), Member("conv", ("latent", "angle"), seed_offset=1))
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def fit(
+    model: Autoencoder,
+    data: torch.Tensor,
+    *,
+    steps: int,
+    batch_size: int = BATCH_SIZE,
+    peak_lr: float = PEAK_LR,
+    generator: torch.Generator | None = None,
+    progress: bool = True,
+) -> Autoencoder:
+    """Train on a uint8 NCHW tensor already on the device: Adam, one-cycle schedule."""
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=peak_lr / 3)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, peak_lr, total_steps=steps)
+    batch_size = min(batch_size, len(data))
+    done = 0
+    with tqdm(total=steps, disable=not progress, desc=f"boss {model.name}", unit="step") as bar:
+        while done < steps:
+            for batch in iterate_batches(data, batch_size, shuffle=True, generator=generator):
+                if len(batch) < 2:  # BatchNorm needs two images
+                    continue
+                loss = F.mse_loss(model(batch), batch)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                done += 1
+                bar.update(1)
+                if done == steps:
+                    break
+    if not math.isfinite(loss.item()):
+        raise RuntimeError(f"boss recipe: the {model.name} loss became {loss.item()}.")
+    return model.eval()
+
+
+# ----------------------------------------------------------------------------- scoring
+
+
+@torch.no_grad()
+def codes_and_errors(model: Autoencoder, data: torch.Tensor, batch_size: int = 500):
+    """Latent codes and per-pixel reconstruction errors (flattened), on the device."""
+    codes, errors = [], []
+    for batch in iterate_batches(data, batch_size):
+        code = model.encode(batch)
+        codes.append(code.float())
+        errors.append((model.decode(code) - batch).flatten(1).float())
+    return torch.cat(codes), torch.cat(errors)
+
+
+@torch.no_grad()
+def knn_distance(reference: torch.Tensor, queries: torch.Tensor, k: int = KNN, chunk=1024):
+    """Mean Euclidean distance from each query row to its ``k`` nearest reference rows."""
+    k = min(k, len(reference))
+    out = [
+        torch.cdist(part, reference).topk(k, largest=False).values.mean(1)
+        for part in queries.split(chunk)
+    ]
+    return torch.cat(out)
+
+
+def _unit(codes: torch.Tensor) -> torch.Tensor:
+    return codes / codes.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+
+@torch.no_grad()
+def member_scores(
+    model, train_data, test_data, kinds=SCORE_KINDS, generator=None
+) -> dict[str, np.ndarray]:
+    """Scores of one trained model, each higher = more anomalous.
+
+    ``residual``: squared reconstruction error, each pixel divided by its error spread on
+    the training images; ``latent``: mean distance from the code to its 5 nearest
+    training codes; ``angle``: the same for codes scaled to unit length (10 neighbours).
+    """
+    train_codes, train_errors = codes_and_errors(model, train_data)
+    test_codes, test_errors = codes_and_errors(model, test_data)
+    scores = {}
+    if "residual" in kinds:
+        spread = train_errors.std(0) + ERROR_FLOOR
+        scores["residual"] = (test_errors / spread).pow(2).sum(1)
+    if len(train_codes) > MAX_REFERENCE_CODES:
+        keep = torch.randperm(len(train_codes), generator=generator)[:MAX_REFERENCE_CODES]
+        train_codes = train_codes[keep.to(train_codes.device)]
+    if "latent" in kinds:
+        scores["latent"] = knn_distance(train_codes, test_codes, KNN)
+    if "angle" in kinds:
+        scores["angle"] = knn_distance(_unit(train_codes), _unit(test_codes), KNN_ANGLE)
+    return {kind: values.cpu().numpy().astype(np.float64) for kind, values in scores.items()}
+
+
+def run_boss(
+    task: AnomalyTask,
+    *,
+    device: torch.device | str | None = None,
+    seed: int = 48763,
+    epochs_scale: float = 1.0,
+    progress: bool = True,
+    recipe: tuple[Member, ...] = RECIPE,
+) -> dict[str, np.ndarray]:
+    """Train every member and return every score, plus ``"boss"``: their rank average.
+
+    Keys: ``"<member> residual"``, ``"<member> latent"`` for each member, and ``"boss"``.
+    ``epochs_scale`` multiplies the number of training steps.
+    """
+    device = resolve_device(device)
+    steps = QUICK_STEPS if quick_mode() else STEPS
+    steps = max(10, round(steps * epochs_scale))
+    train_data = to_device(task.train_images, device)
+    test_data = to_device(task.test_images, device)
+    scores = {}
+    for member in recipe:
+        generator = seed_everything(seed + member.seed_offset)
+        model = member.build(task.image_shape).to(device)
+        fit(model, train_data, steps=steps, generator=generator, progress=progress)
+        parts = member_scores(model, train_data, test_data, member.scores, generator)
+        for part, values in parts.items():
+            scores[f"{member.label} {part}"] = values
+    scores["boss"] = rank_average(list(scores.values()))
+    return scores
+
+
+def boss_scores(
+    task: AnomalyTask,
+    *,
+    device: torch.device | str | None = None,
+    seed: int = 48763,
+    epochs_scale: float = 1.0,
+    progress: bool = True,
+) -> np.ndarray:
+    """The boss recipe's anomaly score for every test image (higher = more anomalous)."""
+    return run_boss(task, device=device, seed=seed, epochs_scale=epochs_scale, progress=progress)[
+        "boss"
+    ]

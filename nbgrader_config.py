@@ -1,0 +1,41 @@
+"""nbgrader set-up for the hw8 course (read by every `nbgrader ...` command run here).
+
+The course root is the folder holding this file (the repository root): the instructor
+notebooks live in notebooks/hw8/ (solutions and hidden tests), `nbgrader
+generate_assignment hw8` writes the student version to release/hw8/, submissions go to
+submitted/<student>/hw8/, and autograde, feedback and export work from there.
+"""
+
+import os
+
+c = get_config()  # noqa: F821 - provided by nbgrader when it reads this file
+
+c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
+c.CourseDirectory.source_directory = "notebooks"
+c.CourseDirectory.release_directory = "release"
+c.CourseDirectory.submitted_directory = "submitted"
+c.CourseDirectory.autograded_directory = "autograded"
+c.CourseDirectory.feedback_directory = "feedback"
+c.CourseDirectory.db_assignments = [dict(name="hw8")]
+c.CourseDirectory.course_id = "ml2023spring-hw8"
+c.CourseDirectory.ignore = [
+    ".ipynb_checkpoints",
+    "*.pyc",
+    "__pycache__",
+    "feedback",
+    "runs",
+    "*.pt",
+]
+
+# Every cell of a submission runs with a time limit; a cell that runs past it is
+# interrupted and recorded as an error (so an endless loop loses only that cell's
+# points) and grading goes on with the next cell. The longest cells train a small model
+# for about 30 s on a 2-core CPU; the limit leaves a slow laptop ten times that.
+c.Execute.timeout = 300
+c.Execute.interrupt_on_timeout = True
+c.Execute.kernel_name = "python3"
+
+# What a student sees where a solution was removed.
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+c.ClearSolutions.enforce_metadata = True

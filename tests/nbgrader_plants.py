@@ -1,0 +1,189 @@
+"""Planted wrong answers for the nbgrader round trip (tests/test_nbgrader.py).
+
+Each notebook in notebooks/hw8/ registers at least one :class:`Plant` under its name
+(the file name without ``.ipynb``): a typical student mistake that replaces the whole source
+of one solution cell, the grade_id of the test cell that must catch it, and the points
+that must be lost, no more and no less. The round trip plants every mistake of every
+notebook into one submission ("wrong") and grades it with the others in one ``nbgrader
+autograde`` call, so the plants of one notebook must be independent: each costs exactly
+its points and no other test cell fails (test cells that reuse an earlier exercise swap
+in a reference for it while they run, so one mistake is not punished twice).
+"""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Plant:
+    """One wrong answer: replace cell ``solution`` by ``source``; ``test`` loses ``points``."""
+
+    solution: str
+    source: str
+    test: str
+    points: float
+    what: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "source", textwrap.dedent(self.source).strip("\n"))
+
+
+PLANTS: dict[str, list[Plant]] = {
+    "01_vanilla_autoencoder": [
+        Plant(
+            solution="ae01-mse-loss",
+            source="""
+                def mse_loss(x_hat, x):
+                    return (x_hat - x).pow(2).sum()
+            """,
+            test="ae01-test-mse-loss",
+            points=2,
+            what="sums the squared errors instead of averaging them",
+        ),
+        Plant(
+            solution="ae01-bce-loss",
+            source="""
+                def bce_loss(x_hat, x, eps=1e-7):
+                    return -(x * torch.log(x_hat) + (1 - x) * torch.log(1 - x_hat)).mean()
+            """,
+            test="ae01-test-bce-loss",
+            points=2,
+            what="BCE without clamping: nan at x_hat = 0 or 1",
+        ),
+    ],
+    "02_denoising_autoencoder": [
+        Plant(
+            solution="ae02-gaussian-noise",
+            source="""
+                def gaussian_noise(x, std=0.4, generator=None):
+                    shape, device, dtype = x.shape, x.device, x.dtype
+                    noise = torch.randn(shape, generator=generator, device=device, dtype=dtype)
+                    return x.add_(std * noise)
+            """,
+            test="ae02-test-gaussian-noise",
+            points=2,
+            what="adds the noise in place, changing the clean batch",
+        ),
+        Plant(
+            solution="ae02-dropout-noise",
+            source="""
+                def dropout_noise(x, p=0.3, generator=None):
+                    u = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+                    return x * (u >= p).to(x.dtype)
+            """,
+            test="ae02-test-dropout-noise",
+            points=2,
+            what="drops elements but forgets to rescale the survivors by 1 / (1 - p)",
+        ),
+    ],
+    "03_variational_autoencoder": [
+        Plant(
+            solution="ae03-gaussian-kl",
+            source="""
+                def gaussian_kl(mu, logvar):
+                    return -0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(dim=1)
+            """,
+            test="ae03-test-gaussian-kl",
+            points=3,
+            what="KL divergence with the wrong sign",
+        ),
+        Plant(
+            solution="ae03-reparameterize",
+            source="""
+                def reparameterize(mu, logvar, generator=None):
+                    eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype)
+                    eps = eps.to(mu.device)
+                    return (mu + torch.exp(0.5 * logvar) * eps).detach()
+            """,
+            test="ae03-test-reparameterize",
+            points=3,
+            what="reparameterize that blocks the gradients (.detach())",
+        ),
+    ],
+    "04_elbo": [
+        Plant(
+            solution="elbo-iwae",
+            source="""
+                def iwae_bound(x, W, b, s, q_mean, q_scale_tril, K, num_estimates=1000,
+                               generator=None):
+                    eps = torch.randn(num_estimates, K, q_mean.shape[-1], generator=generator,
+                                      dtype=q_mean.dtype).to(q_mean.device)
+                    z = q_mean + eps @ q_scale_tril.T
+                    log_q = MultivariateNormal(q_mean, scale_tril=q_scale_tril).log_prob(z)
+                    return (log_joint(x, z, W, b, s) - log_q).mean()
+            """,
+            test="elbo-iwae-test",
+            points=3,
+            what="IWAE that averages the log-weights (the ELBO again) instead of the weights",
+        ),
+        Plant(
+            solution="elbo-elbo",
+            source="""
+                def elbo_estimate(x, W, b, s, q_mean, q_scale_tril, num_samples=1000,
+                                  generator=None):
+                    q = MultivariateNormal(q_mean, scale_tril=q_scale_tril)
+                    z = q.sample((num_samples,))
+                    return (log_joint(x, z, W, b, s) - q.log_prob(z)).mean()
+            """,
+            test="elbo-elbo-test",
+            points=3,
+            what="ELBO from q.sample(): no reparameterisation, no gradient to q_mean",
+        ),
+    ],
+    "05_anomaly_detection": [
+        Plant(
+            solution="hw8-anomaly-scores",
+            source="""
+                def anomaly_scores(model, images, batch_size=500):
+                    device = next(model.parameters()).device
+                    model.eval()
+                    scores = []
+                    with torch.no_grad():
+                        for batch in iterate_batches(to_device(images, device), batch_size):
+                            error = (model.reconstruct(batch) - batch).flatten(1)
+                            scores.append(error.pow(2).mean(1).cpu())
+                    return torch.cat(scores).double().numpy()
+            """,
+            test="hw8-anomaly-scores-test",
+            points=3,
+            what="mean squared error per image instead of the sample's sqrt of the summed error",
+        ),
+        Plant(
+            solution="hw8-roc-auc",
+            source="""
+                def roc_auc(labels, scores):
+                    labels, scores = np.asarray(labels), np.asarray(scores, dtype=np.float64)
+                    s1, s0 = scores[labels == 1], scores[labels == 0]
+                    if len(s1) == 0 or len(s0) == 0:
+                        raise ValueError("the AUC needs both classes")
+                    return float((s1[:, None] > s0[None, :]).mean())
+            """,
+            test="hw8-roc-auc-test",
+            points=2,
+            what="AUC that counts ties as losses instead of one half",
+        ),
+    ],
+}
+
+# Notebook 01's bce_loss loops forever: its test cell must time out and lose its points,
+# and the rest of the batch must still be graded.
+HANGING = Plant(
+    solution="ae01-bce-loss",
+    source="""
+        def bce_loss(x_hat, x, eps=1e-7):
+            while True:
+                pass
+    """,
+    test="ae01-test-bce-loss",
+    points=2,
+    what="an endless loop",
+)
+HANGING_NOTEBOOK = "01_vanilla_autoencoder"
+
+# A student who got mse_loss wrong and "fixed" its locked test cell: autograde must put
+# the original test back, which then fails.
+TAMPERED_NOTEBOOK = "01_vanilla_autoencoder"
+TAMPERED_PLANT = PLANTS[TAMPERED_NOTEBOOK][0]
+TAMPERED_TEST_SOURCE = 'print("all tests pass")'

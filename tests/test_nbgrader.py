@@ -1,0 +1,398 @@
+"""The nbgrader round trip, with the real apps, in a temporary course directory.
+
+The Instructors section of the README runs these same commands:
+``nbgrader generate_assignment hw8``, ``nbgrader autograde hw8``,
+``nbgrader generate_feedback hw8`` and ``nbgrader export``. Every notebook found in
+notebooks/hw8/ takes part; each must register its planted mistakes in
+tests/nbgrader_plants.py.
+
+Submissions (all graded in one autograde call, except the hanging one):
+
+- ``correct``: the source notebooks (solutions included): full marks;
+- ``empty``: the release as handed out: zero on every autograded cell, and the only errors
+  are ``NotImplementedError`` from the empty solutions (and names those cells never set);
+- ``wrong``: every planted mistake of every notebook at once: exactly their points lost;
+- ``tampered``: a wrong mse_loss plus an edited locked test cell: the original test runs;
+- ``hanging``: an endless loop, graded with a short cell timeout: that cell times out, the
+  other cells are graded.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCE_DIR = ROOT / "notebooks" / "hw8"
+ASSIGNMENT = "hw8"
+HANGING_TIMEOUT_S = 20  # the cell timeout for the hanging submission only
+
+
+def _load_plants():
+    spec = importlib.util.spec_from_file_location(
+        "nbgrader_plants", Path(__file__).with_name("nbgrader_plants.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("nbgrader_plants", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+plants = _load_plants()
+NOTEBOOKS = sorted(path.stem for path in SOURCE_DIR.glob("*.ipynb"))
+PLANT_CASES = [
+    (name, index) for name in NOTEBOOKS for index in range(len(plants.PLANTS.get(name, [])))
+]
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def nbgrader_command() -> list[str]:
+    """The ``nbgrader`` script of this Python environment (what the README calls)."""
+    script = Path(sys.executable).with_name("nbgrader")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "nbgrader"]
+
+
+def with_environment_bin(path: str | None) -> str:
+    """PATH with this Python's bin folder first: nbgrader runs `alembic` from PATH."""
+    return os.pathsep.join(filter(None, [str(Path(sys.executable).parent), path]))
+
+
+def run_nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run one nbgrader app in the course folder, short training, this checkout importable."""
+    env = dict(os.environ, HW8_QUICK="1", HW8_DEVICE="cpu")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["PATH"] = with_environment_bin(env.get("PATH"))
+    result = subprocess.run(
+        [*nbgrader_command(), *args],
+        cwd=course,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert result.returncode == 0, (
+        f"`nbgrader {' '.join(args)}` failed ({result.returncode}):\n"
+        f"{result.stdout[-4000:]}\n{result.stderr[-8000:]}"
+    )
+    return result
+
+
+def read(path: Path):
+    return nbformat.read(path, as_version=nbformat.NO_CONVERT)
+
+
+def grade_id(cell) -> str | None:
+    return cell.metadata.get("nbgrader", {}).get("grade_id")
+
+
+def cell_by_id(nb, wanted: str):
+    matches = [cell for cell in nb.cells if grade_id(cell) == wanted]
+    assert len(matches) == 1, f"expected one cell with grade_id {wanted!r}, found {len(matches)}"
+    return matches[0]
+
+
+def with_plants(nb, *planted):
+    """A copy of ``nb`` with the solution cell of each plant replaced by its wrong source."""
+    nb = nbformat.from_dict(nb)
+    for plant in planted:
+        cell_by_id(nb, plant.solution).source = plant.source
+    return nb
+
+
+def submit(course: Path, student: str, notebooks: dict) -> None:
+    folder = course / "submitted" / student / ASSIGNMENT
+    folder.mkdir(parents=True)
+    for name, nb in notebooks.items():
+        nbformat.write(nb, folder / f"{name}.ipynb")
+
+
+def autograded_scores(course: Path, student: str) -> dict[str, dict[str, tuple]]:
+    """notebook -> grade_id -> (auto_score, max_score) of every autograded cell."""
+    from nbgrader.api import Gradebook
+
+    found = {}
+    os.environ["PATH"] = with_environment_bin(os.environ.get("PATH"))  # for `alembic`
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        submission = gradebook.find_submission(ASSIGNMENT, student)
+        for notebook in submission.notebooks:
+            grades = [grade.to_dict() for grade in notebook.grades]
+            found[notebook.name] = {
+                g["name"]: (g["auto_score"], g["max_score"])
+                for g in grades
+                if g["cell_type"] == "code"
+            }
+    return found
+
+
+def error_outputs(nb):
+    """(cell index, cell, error output) for every error in an executed notebook."""
+    return [
+        (index, cell, output)
+        for index, cell in enumerate(nb.cells)
+        if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
+        if output.output_type == "error"
+    ]
+
+
+MARKERS = {"### BEGIN SOLUTION": True, "### END SOLUTION": False}
+MARKERS.update({"### BEGIN HIDDEN TESTS": True, "### END HIDDEN TESTS": False})
+
+
+def secret_lines(nb) -> tuple[set[str], set[str]]:
+    """Lines of solutions and hidden tests, and every other line of the source notebook."""
+    secret, public = set(), set()
+    for cell in nb.cells:
+        lines = [line.strip() for line in cell.source.splitlines()]
+        if cell.cell_type == "markdown" and cell.metadata.get("nbgrader", {}).get("solution"):
+            secret.update(lines)
+            continue
+        inside = False
+        for line in lines:
+            if line in MARKERS:
+                inside = MARKERS[line]
+            else:
+                (secret if inside else public).add(line)
+    return secret, public
+
+
+# ----------------------------------------------------------------------------- the course
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory, request):
+    """Generate the release, submit every kind of submission, autograde, feed back, export."""
+    course = tmp_path_factory.mktemp("course")
+    shutil.copy(ROOT / "nbgrader_config.py", course)
+    shutil.copytree(
+        ROOT / "notebooks",
+        course / "notebooks",
+        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"),
+    )
+    times = {}
+
+    def timed(label, *args):
+        start = time.perf_counter()
+        result = run_nbgrader(course, *args)
+        times[label] = time.perf_counter() - start
+        return result
+
+    timed("generate_assignment", "generate_assignment", ASSIGNMENT)
+    source = {name: read(SOURCE_DIR / f"{name}.ipynb") for name in NOTEBOOKS}
+    release = {name: read(course / "release" / ASSIGNMENT / f"{name}.ipynb") for name in NOTEBOOKS}
+
+    submit(course, "correct", source)
+    submit(course, "empty", release)
+    planted = {name: plants.PLANTS[name] for name in NOTEBOOKS if plants.PLANTS.get(name)}
+    submit(course, "wrong", {name: with_plants(source[name], *p) for name, p in planted.items()})
+    tampered = with_plants(source[plants.TAMPERED_NOTEBOOK], plants.TAMPERED_PLANT)
+    cell_by_id(tampered, plants.TAMPERED_PLANT.test).source = plants.TAMPERED_TEST_SOURCE
+    submit(course, "tampered", {plants.TAMPERED_NOTEBOOK: tampered})
+    hanging = with_plants(source[plants.HANGING_NOTEBOOK], plants.HANGING)
+    submit(course, "hanging", {plants.HANGING_NOTEBOOK: hanging})
+
+    # the hanging student first, with a short cell timeout; the batch call then skips it
+    timed(
+        "autograde (hanging, timeout lowered)",
+        "autograde",
+        ASSIGNMENT,
+        "--student=hanging",
+        f"--Execute.timeout={HANGING_TIMEOUT_S}",
+    )
+    timed("autograde (all others)", "autograde", ASSIGNMENT)
+    timed("generate_feedback", "generate_feedback", ASSIGNMENT)
+    timed("export", "export")
+
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line("")
+        for label, seconds in times.items():
+            reporter.write_line(f"nbgrader {label}: {seconds:.1f} s")
+    return course
+
+
+# ----------------------------------------------------------------------------- release
+
+
+def test_every_notebook_registers_a_planted_mistake():
+    assert NOTEBOOKS, f"no notebooks in {SOURCE_DIR}"
+    missing = [name for name in NOTEBOOKS if not plants.PLANTS.get(name)]
+    assert not missing, f"register planted mistakes in tests/nbgrader_plants.py for {missing}"
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_release_holds_no_solution_and_no_hidden_test(course, name):
+    released = read(course / "release" / ASSIGNMENT / f"{name}.ipynb")
+    text = "\n".join(cell.source for cell in released.cells)
+    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"):
+        assert marker not in text, f"{name}: the release still holds {marker!r}"
+    secret, public = secret_lines(read(SOURCE_DIR / f"{name}.ipynb"))
+    distinctive = {line for line in secret if len(line) > 3 and line not in public}
+    leaked = distinctive & {line.strip() for line in text.splitlines()}
+    assert not leaked, f"{name}: solution or hidden-test lines in the release: {sorted(leaked)}"
+    for cell in released.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("solution") and cell.cell_type == "code":
+            assert "raise NotImplementedError()" in cell.source, grade_id(cell)
+        if meta.get("solution") and cell.cell_type == "markdown":
+            assert cell.source == "YOUR ANSWER HERE", grade_id(cell)
+        assert not cell.get("outputs"), f"{name}: the release has outputs"
+
+
+# ----------------------------------------------------------------------------- grading
+
+
+def test_source_notebooks_get_full_marks_without_any_error(course):
+    scores = autograded_scores(course, "correct")
+    assert sorted(scores) == NOTEBOOKS
+    for name, grades in scores.items():
+        assert grades, f"{name}: no autograded cells"
+        lost = {gid: s for gid, s in grades.items() if s[0] != s[1]}
+        assert not lost, f"{name}: the solutions lost points: {lost}"
+        errors = error_outputs(
+            read(course / "autograded" / "correct" / ASSIGNMENT / f"{name}.ipynb")
+        )
+        assert not errors, f"{name}: errors in the solution run: {[e[2].ename for e in errors]}"
+
+
+def test_release_as_submission_scores_zero(course):
+    scores = autograded_scores(course, "empty")
+    assert sorted(scores) == NOTEBOOKS
+    for name, grades in scores.items():
+        earned = {gid: s for gid, s in grades.items() if s[0] != 0}
+        assert not earned, f"{name}: an empty submission earned points: {earned}"
+
+
+def _names_set_by(source: str) -> set[str]:
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, ast.FunctionDef | ast.ClassDef):
+            names.add(node.name)
+    return names
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_released_notebook_fails_only_with_not_implemented_error(course, name):
+    """The release, run top to bottom: every error comes from an empty solution."""
+    executed = read(course / "autograded" / "empty" / ASSIGNMENT / f"{name}.ipynb")
+    unset: set[str] = set()
+    unexpected = []
+    for index, cell, error in error_outputs(executed):
+        missing = re.match(r"name '(\w+)' is not defined", error.evalue or "")
+        if error.ename == "NotImplementedError":
+            unset |= _names_set_by(cell.source)
+        elif error.ename == "NameError" and missing and missing.group(1) in unset:
+            unset |= _names_set_by(cell.source)
+        else:
+            unexpected.append(f"cell {index}: {error.ename}: {error.evalue}")
+    assert any(True for _ in error_outputs(executed)), f"{name}: the release ran without error"
+    assert not unexpected, f"{name}: errors not caused by an empty solution: {unexpected}"
+
+
+@pytest.mark.parametrize(("name", "index"), PLANT_CASES)
+def test_planted_mistake_loses_exactly_its_points(course, name, index):
+    plant = plants.PLANTS[name][index]
+    grades = autograded_scores(course, "wrong")[name]
+    assert plant.test in grades, f"{name}: no autograded cell {plant.test!r}"
+    score, maximum = grades[plant.test]
+    assert maximum - score == plant.points, (
+        f"{name}: planted mistake ({plant.what}) should lose {plant.points} points in "
+        f"{plant.test}, lost {maximum - score}"
+    )
+
+
+@pytest.mark.parametrize("name", sorted(n for n in NOTEBOOKS if plants.PLANTS.get(n)))
+def test_planted_mistakes_cost_nothing_elsewhere(course, name):
+    """All plants of a notebook at once: only their own test cells lose points."""
+    caught = {plant.test for plant in plants.PLANTS[name]}
+    grades = autograded_scores(course, "wrong")[name]
+    others = {gid: s for gid, s in grades.items() if gid not in caught and s[0] != s[1]}
+    assert not others, f"{name}: the planted mistakes also cost points in {others}"
+    lost = sum(s[1] - s[0] for s in grades.values())
+    assert lost == sum(plant.points for plant in plants.PLANTS[name])
+
+
+def test_endless_loop_times_out_and_the_rest_is_graded(course):
+    name, plant = plants.HANGING_NOTEBOOK, plants.HANGING
+    grades = autograded_scores(course, "hanging")[name]
+    score, maximum = grades[plant.test]
+    assert (score, maximum) == (0, plant.points)
+    others = {gid: s for gid, s in grades.items() if gid != plant.test and s[0] != s[1]}
+    assert not others, f"cells after the endless loop lost points: {others}"
+    executed = read(course / "autograded" / "hanging" / ASSIGNMENT / f"{name}.ipynb")
+    errors = [(grade_id(cell), error) for _, cell, error in error_outputs(executed)]
+    assert {gid for gid, _ in errors} == {plant.test}, errors
+    names = {error.ename for _, error in errors}
+    assert names & {"CellTimeoutError", "KeyboardInterrupt"}, names
+
+
+def test_edited_locked_test_cell_is_replaced_by_the_original(course):
+    name, plant = plants.TAMPERED_NOTEBOOK, plants.TAMPERED_PLANT
+    grades = autograded_scores(course, "tampered")[name]
+    score, maximum = grades[plant.test]
+    assert maximum - score == plant.points, "the edited test cell was graded, not the original"
+    executed = read(course / "autograded" / "tampered" / ASSIGNMENT / f"{name}.ipynb")
+    original = cell_by_id(read(SOURCE_DIR / f"{name}.ipynb"), plant.test).source
+    assert cell_by_id(executed, plant.test).source == original
+
+
+def test_feedback_and_export(course):
+    students = ["correct", "empty", "hanging", "tampered", "wrong"]
+    for student in students:
+        feedback = sorted(
+            path.stem for path in (course / "feedback" / student / ASSIGNMENT).glob("*.html")
+        )
+        submitted = sorted(
+            path.stem for path in (course / "submitted" / student / ASSIGNMENT).glob("*.ipynb")
+        )
+        assert feedback == submitted, f"feedback for {student}: {feedback}"
+    html = (course / "feedback" / "correct" / ASSIGNMENT / f"{NOTEBOOKS[0]}.html").read_text()
+    assert "Score:" in html or "score" in html.lower()
+    with open(course / "grades.csv", newline="") as handle:
+        rows = {row["student_id"]: row for row in csv.DictReader(handle)}
+    assert set(students) <= set(rows)
+    correct = float(rows["correct"]["raw_score"])
+    empty = float(rows["empty"]["raw_score"])
+    maximum = float(rows["correct"]["max_score"])
+    written = sum(
+        float(cell.metadata["nbgrader"]["points"])
+        for name in NOTEBOOKS
+        for cell in read(SOURCE_DIR / f"{name}.ipynb").cells
+        if cell.cell_type == "markdown" and cell.metadata.get("nbgrader", {}).get("grade")
+    )
+    assert correct == pytest.approx(maximum - written), "full marks except hand-graded answers"
+    assert empty == 0
+
+
+def test_validate_tells_a_student_whether_the_tests_pass(course):
+    """The Students section's check: `nbgrader validate` on a finished and an empty notebook."""
+    name = plants.HANGING_NOTEBOOK
+    finished = course / "finished.ipynb"
+    nbformat.write(read(SOURCE_DIR / f"{name}.ipynb"), finished)
+    result = run_nbgrader(course, "validate", finished.name)
+    assert "Success! Your notebook passes all the tests." in result.stdout, result.stdout
+    wrong = course / "wrong.ipynb"
+    nbformat.write(with_plants(read(SOURCE_DIR / f"{name}.ipynb"), plants.PLANTS[name][0]), wrong)
+    result = run_nbgrader(course, "validate", wrong.name)
+    assert "VALIDATION FAILED" in result.stdout and "mse_loss" in result.stdout, result.stdout
