@@ -39,3 +39,7 @@ c.Execute.kernel_name = "python3"
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 c.ClearSolutions.enforce_metadata = True
+
+# Autograde copies every non-notebook file of the source folder over each submission; a
+# student's own outputs must never be replaced by the instructor's copies.
+c.Autograde.exclude_overwriting = {"hw8": ["prediction.csv", "leaderboard_scores.csv"]}

@@ -104,6 +104,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default=None, help="cpu, cuda or mps (default: best)")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=[*LEVELS, *EXTRA],
+        help="re-measure only these entries and keep the others recorded in --out",
+    )
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
     spec = leaderboard.BUNDLED_TASK
@@ -120,8 +126,15 @@ def main(argv=None) -> int:
         "levels": {},
         "extra": {},
     }
+    if args.only:
+        kept = json.loads(args.out.read_text())
+        if kept["task"] != record["task"]:
+            raise SystemExit(f"{args.out} was measured on another task: {kept['task']}")
+        record["levels"], record["extra"] = kept["levels"], kept["extra"]
     for group, recipes in (("levels", LEVELS), ("extra", EXTRA)):
         for name, (description, recipe) in recipes.items():
+            if args.only and name not in args.only:
+                continue
             aucs, seconds = measure(recipe, task, device)
             record[group][name] = {"recipe": description, "aucs": aucs, "seconds": seconds}
             print(f"{name:10s} AUC {aucs}  ({sum(seconds):.0f} s)  {description}", flush=True)

@@ -42,7 +42,12 @@ def plot_speed(runs: list[dict], path: Path = SPEED_FIGURE):
             axis.text(x, top * 1.15, f"{run['models'][name]['ratio']:.1f}x", ha="center")
         axis.set_yscale("log")
         axis.set_ylim(min(ours) / 2, max(sample) * 8)
-        axis.set_xticks(list(xs), [MODEL_LABELS.get(n, n) for n in names])
+        labels = [MODEL_LABELS.get(n, n) for n in names]
+        for i, name in enumerate(names):
+            count = run["models"][name].get("n_images", run["n_images"])
+            if count != run["n_images"]:
+                labels[i] += f"\n{count:,} images"
+        axis.set_xticks(list(xs), labels, fontsize=8)
         axis.set_ylabel("seconds per epoch (log)")
         device = run["device"].split(",")[0]
         axis.set_title(f"{device}\n{run['n_images']:,} images 64x64x3", fontsize=9)

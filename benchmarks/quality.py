@@ -219,6 +219,22 @@ def write_json(results: dict, path: Path) -> None:
     os.replace(temporary, path)
 
 
+def merge(paths: list[Path]) -> dict:
+    """Join runs over different classes (say, in parallel processes) into one result."""
+    runs = [json.loads(Path(p).read_text()) for p in paths]
+    per_class, seconds = {}, {}
+    for part in runs:
+        for method, entry in part["methods"].items():
+            per_class.setdefault(method, {}).update(entry["per_class"])
+            seconds[method] = seconds.get(method, 0.0) + entry["seconds"]
+    for method in per_class:
+        per_class[method] = dict(sorted(per_class[method].items(), key=lambda kv: int(kv[0])))
+    merged = {**runs[0], "seconds": round(sum(r["seconds"] for r in runs), 1)}
+    merged["merged_from"] = [list(next(iter(r["methods"].values()))["per_class"]) for r in runs]
+    merged["methods"] = summarise(per_class, seconds)
+    return merged
+
+
 def ordering_ok(results: dict) -> bool:
     """The quick check: the boss recipe's mean AUC beats the sample VAE's and PCA's."""
     means = {m: v["mean"] for m, v in results["methods"].items()}
@@ -235,6 +251,7 @@ def parse_args(argv=None):
     parser.add_argument("--data-dir", type=Path, help="folder of the Fashion-MNIST IDX files")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--merge", type=Path, nargs="+", help="join these result files instead")
     parser.add_argument("--figure", type=Path, help=f"bar chart PNG (full run: {DEFAULT_FIGURE})")
     return parser.parse_args(argv)
 
@@ -244,7 +261,12 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    results = run(args)
+    if args.merge:
+        results = merge(args.merge)
+        if args.json:
+            write_json(results, args.json)
+    else:
+        results = run(args)
     print(format_table(results))
     figure = args.figure or (None if args.quick or args.classes else DEFAULT_FIGURE)
     if figure is not None:

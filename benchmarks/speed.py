@@ -47,13 +47,14 @@ if str(ROOT / "benchmarks") not in sys.path:
 import sample_pipeline  # noqa: E402
 
 import hw8  # noqa: E402
-from hw8.datasets import to_device  # noqa: E402
+from hw8.datasets import iterate_batches, to_device  # noqa: E402
 from hw8.models import Autoencoder, build_model  # noqa: E402
 from hw8.train import make_optimizer, train_epoch  # noqa: E402
 
 HW8_TRAIN_SHAPE = (64, 64, 3)
 MODEL_BATCH = {"fcn": 2000, "cnn": 2000, "vae": 2000, "wide_fcn": 128}
-DEFAULT_N = {"cuda": 100_000, "mps": 20_000, "cpu": 4_000}
+DEFAULT_N = {"cuda": 100_000, "mps": 20_000, "cpu": 2_000}
+DEFAULT_N_WIDE_CPU = 256  # the wide FCN is ~120M parameters: a few steps say enough on a CPU
 WARMUP_BATCHES = 3
 WIDE_FCN_WIDTHS = (4096, 2048, 1024, 256, 128)
 
@@ -108,8 +109,19 @@ def synchronize(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
+def sample_settings() -> None:
+    """PyTorch's defaults, as the course sample runs: no TF32, no cuDNN autotuning.
+
+    ``hw8.train.make_optimizer`` turns both on for CUDA, globally; reset them so the
+    sample is timed as it runs on its own, whatever model was timed before.
+    """
+    torch.backends.cudnn.benchmark = False
+    torch.set_float32_matmul_precision("highest")
+
+
 def time_sample(name: str, images: np.ndarray, device: torch.device) -> tuple[float, float]:
     """Warm up on a few batches, then time one epoch of the sample pipeline."""
+    sample_settings()
     batch = MODEL_BATCH[name]
     model = make_model(name).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=sample_pipeline.SAMPLE_LR)
@@ -121,6 +133,29 @@ def time_sample(name: str, images: np.ndarray, device: torch.device) -> tuple[fl
     loss = sample_pipeline.train_epoch(model, loader, optimizer, device)
     synchronize(device)
     return time.perf_counter() - start, loss
+
+
+def time_data_paths(images: np.ndarray, device: torch.device, batch: int) -> tuple[float, float]:
+    """One pass of each pipeline's data path alone (no model): sample, then hw8.
+
+    sample: the DataLoader with per-image transforms, then ``.float().to(device)``;
+    hw8: shuffled batches cut and normalised on the device from the uint8 copy there.
+    """
+    loader = sample_pipeline.make_dataloader(images, batch)
+    synchronize(device)
+    start = time.perf_counter()
+    for data in loader:
+        data.float().to(device)
+    synchronize(device)
+    sample_s = time.perf_counter() - start
+    resident = to_device(images, device)
+    generator = torch.Generator().manual_seed(0)
+    synchronize(device)
+    start = time.perf_counter()
+    for _batch in iterate_batches(resident, batch, shuffle=True, generator=generator):
+        pass
+    synchronize(device)
+    return sample_s, time.perf_counter() - start
 
 
 class _NoBar:
@@ -167,7 +202,7 @@ def time_main_job() -> float:
     with tempfile.TemporaryDirectory() as out:
         code = "import sys; from hw8.cli import main; sys.exit(main())"
         command = [sys.executable, "-c", code, "boss", "--quiet", "--device", "cpu", "--out", out]
-        return time_command(command, {"PYTHONPATH": str(ROOT)})
+        return time_command(command, {"PYTHONPATH": str(ROOT), "HW8_DEVICE": "cpu"})
 
 
 def time_notebooks() -> dict[str, float]:
@@ -249,18 +284,21 @@ def run(args) -> dict:
     print(f"{results['device']}; {count} images of shape {HW8_TRAIN_SHAPE}", flush=True)
     header = f"{'model':<10}{'batch':>6}{'sample s':>10}{'hw8 s':>9}{'ratio':>8}"
     print(header + f"{'sample img/s':>14}{'hw8 img/s':>12}", flush=True)
+    wide_count = args.n_wide or (count if device.type != "cpu" else min(count, DEFAULT_N_WIDE_CPU))
     for name in args.models:
         if name not in MODEL_BATCH:
             raise SystemExit(f"unknown model {name!r}; choose from {', '.join(MODEL_BATCH)}")
-        sample_s, sample_loss = time_sample(name, images, device)
-        hw8_s, setup_s, hw8_loss = time_hw8(name, images, device)
+        used = images[:wide_count] if name == "wide_fcn" else images
+        sample_s, sample_loss = time_sample(name, used, device)
+        hw8_s, setup_s, hw8_loss = time_hw8(name, used, device)
         entry = {
             "sample_s": round(sample_s, 4),
             "hw8_s": round(hw8_s, 4),
             "ratio": round(sample_s / hw8_s, 2),
             "batch_size": MODEL_BATCH[name],
-            "sample_images_per_s": round(count / sample_s, 1),
-            "hw8_images_per_s": round(count / hw8_s, 1),
+            "n_images": len(used),
+            "sample_images_per_s": round(len(used) / sample_s, 1),
+            "hw8_images_per_s": round(len(used) / hw8_s, 1),
             "hw8_setup_s": round(setup_s, 4),
             "sample_loss": round(sample_loss, 5),
             "hw8_loss": round(hw8_loss, 5),
@@ -274,6 +312,14 @@ def run(args) -> dict:
             f"{entry['hw8_images_per_s']:>12.0f}",
             flush=True,
         )
+    data_sample_s, data_hw8_s = time_data_paths(images, device, MODEL_BATCH["cnn"])
+    results["data_path_only"] = {
+        "batch_size": MODEL_BATCH["cnn"],
+        "sample_s": round(data_sample_s, 4),
+        "hw8_s": round(data_hw8_s, 4),
+        "note": "one pass over the images without a model: the cost of the input pipeline",
+    }
+    print(f"data path alone, one pass: sample {data_sample_s:.3f} s, hw8 {data_hw8_s:.4f} s")
     del images
     if args.main_job:
         results["main_job_s"] = round(time_main_job(), 1)
@@ -292,9 +338,14 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument(
-        "--n", type=int, help="number of images (default: 100000 on cuda, 4000 on cpu)"
+        "--n", type=int, help="number of images (default: 100000 on cuda, 2000 on cpu)"
     )
-    parser.add_argument("--models", nargs="+", default=list(MODEL_BATCH), help="which models")
+    parser.add_argument(
+        "--n-wide", type=int, help="images for the wide FCN (default: --n; 256 on cpu)"
+    )
+    parser.add_argument(
+        "--models", nargs="*", default=list(MODEL_BATCH), help="which models (none: skip)"
+    )
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--main-job", action="store_true", help="also time `hw8 boss` on cpu")
     parser.add_argument("--notebooks", action="store_true", help="also run all notebooks on cpu")
@@ -307,6 +358,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # for `hw8 boss` and notebooks
     results = run(args)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

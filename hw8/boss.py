@@ -1,25 +1,27 @@
-"""The boss recipe: a rank ensemble of autoencoders, each scored two ways.
+"""The boss recipe: two autoencoders, three scores, one rank average.
 
 The course sample scores an image by how badly one autoencoder reconstructs it. The
 recipe keeps that idea and adds what students who passed the boss baseline found:
 
 1. **Stronger, different models.** A dense autoencoder with BatchNorm and PReLU
-   (D-512-256-32) and a small convolutional one (16-32-64 channels, 32 numbers in the
-   code). They make different mistakes, so their ranks average well.
-2. **Standardised reconstruction error.** Some pixels are hard to reconstruct even on
-   normal images (edges, textures). Each pixel's error is divided by that pixel's error
-   spread on the training images before squaring and summing, so an error counts by
-   how unusual it is, not by how big it is.
-3. **Distance in the latent space.** An anomaly can be reconstructed well and still get
-   a code unlike any normal image's. The mean distance from a test image's code to its
-   5 nearest training codes is a second score per model.
-4. **Rank averaging** (:func:`hw8.anomaly.rank_average`) of every score of every model,
-   so no score's scale dominates.
+   (D-512-256-32) and a small convolutional one (16-32-64 channels, a code of 32
+   numbers). Each is trained with Adam on a one-cycle learning-rate schedule.
+2. **Standardised reconstruction error** (dense model). Some pixels are hard to
+   reconstruct even on normal images (edges, textures). Each pixel's error is divided
+   by that pixel's error spread on the training images before squaring and summing, so
+   an error counts by how unusual it is, not by how big it is.
+3. **Distance in the latent space** (conv model). An anomaly can be reconstructed well
+   and still get a code unlike any normal image's: the mean distance from a test code
+   to its 5 nearest training codes, and the same for codes scaled to unit length (the
+   angle between codes, 10 neighbours).
+4. **Rank averaging** (:func:`hw8.anomaly.rank_average`) of the three scores, so no
+   score's scale dominates.
 
-Training: Adam with a one-cycle learning-rate schedule for a fixed number of steps of
-batch 64, whatever the number of images (so 1,000 images train as long as 6,000), with
-the images on the device once, as in :mod:`hw8.train`. ``$HW8_QUICK=1`` shortens it.
-On the bundled task the whole recipe takes well under a minute on a laptop CPU.
+Training runs a fixed number of steps of batch 64 whatever the number of images (1,000
+images train as long as 6,000), with the images moved to the device once, as in
+:mod:`hw8.train`; ``$HW8_QUICK=1`` shortens it tenfold. On Fashion-MNIST's one-class
+protocol the recipe's mean ROC AUC is about 0.94 (benchmarks/RESULTS.md), against 0.905
+for PCA; on the bundled task it takes under a minute on a laptop CPU.
 """
 
 from __future__ import annotations

@@ -110,6 +110,10 @@ def assert_close(
     expected value comes from ("torch.nn.functional.mse_loss"). When ``verbose``, prints
     the relative error. Returns None (see the module notes on nbgrader).
     """
+    if actual is None:
+        raise AssertionError(
+            _with_hint(f"{name}: got None instead of a value: did you forget a `return`?", hint)
+        )
     if isinstance(expected, torch.Tensor) and not isinstance(actual, torch.Tensor):
         raise AssertionError(
             _with_hint(

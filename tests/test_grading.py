@@ -46,7 +46,8 @@ def test_assert_close_says_what_was_expected_and_what_came():
 @pytest.mark.parametrize(
     ("actual", "needle"),
     [
-        (None, "expected a torch.Tensor, but got NoneType"),
+        (None, "got None instead of a value: did you forget a `return`?"),
+        (0.5, "expected a torch.Tensor, but got float"),
         (torch.zeros(3), "expected shape () (as the reference), but got shape (3,)"),
         (torch.tensor(math.nan), "contains NaN"),
     ],

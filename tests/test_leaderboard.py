@@ -44,7 +44,8 @@ def test_true_labels_as_scores_earn_every_point(tmp_path, labels):
     assert all(result.passed.values())
 
 
-def test_reversed_scores_earn_nothing(tmp_path, labels):
+def test_reversed_scores_earn_nothing(tmp_path, labels, monkeypatch):
+    monkeypatch.delenv("HW8_QUICK", raising=False)
     result = grade_file(write(tmp_path, 1 - labels), labels)
     assert result.auc == 0.0
     assert result.points == 0
@@ -82,6 +83,20 @@ def test_a_score_file_of_known_auc_gets_the_levels_below_it(tmp_path, labels):
         result = grade_file(write(tmp_path, scores), labels)
         assert result.auc == pytest.approx(roc_auc(labels, scores))
         assert result.points == sum(result.auc >= BUNDLED_THRESHOLDS[level] for level in LEVELS)
+
+
+def test_quick_mode_reports_but_does_not_hold_scores_to_the_thresholds(
+    tmp_path, labels, monkeypatch, capsys
+):
+    weak = write(tmp_path, 1 - labels)
+    monkeypatch.setenv("HW8_QUICK", "1")
+    assert assert_level("boss", weak, labels).points == 0  # no AssertionError
+    assert "not held against it" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match="not found"):  # the file itself still counts
+        assert_level("boss", tmp_path / "missing.csv", labels)
+    monkeypatch.setenv("HW8_QUICK", "0")
+    with pytest.raises(AssertionError, match="boss baseline needs"):
+        assert_level("boss", weak, labels)
 
 
 def test_wrong_length_says_what_was_expected(tmp_path, labels):

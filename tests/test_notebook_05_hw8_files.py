@@ -8,8 +8,8 @@ slice of the bundled task, and the instructor notebook runs top to bottom on it 
 ``prediction.csv`` with one row per test image for Kaggle.
 
 It runs as the autograder runs it (``NBGRADER_EXECUTION=autograde``) with a leaderboard
-file handed in, so it also checks that the grader grades that file as saved and never
-retrains the challenge (whose fixed training budget HW8_QUICK does not shorten).
+file handed in, so it also checks that the grader grades that file as saved and does not
+retrain the challenge.
 """
 
 from __future__ import annotations
