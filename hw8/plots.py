@@ -35,16 +35,8 @@ def show_images(axis, image: np.ndarray) -> None:
 
 
 def plot_reconstructions(originals, reconstructions, path=None, titles=("input", "output")):
-    """Two rows (or more): originals above their reconstructions."""
-    rows = [to_display(originals), to_display(reconstructions)]
-    count = len(rows[0])
-    figure, axes = plt.subplots(len(rows), count, figsize=(1.2 * count, 1.3 * len(rows)))
-    axes = np.atleast_2d(axes)
-    for row, (images, title) in enumerate(zip(rows, titles, strict=False)):
-        for column in range(count):
-            show_images(axes[row, column], images[column])
-        axes[row, 0].set_title(title, fontsize=8, loc="left")
-    return _finish(figure, path)
+    """Two rows: originals above their reconstructions."""
+    return plot_image_rows({titles[0]: originals, titles[1]: reconstructions}, path)
 
 
 def plot_roc(labels, scores_by_name: dict, path=None):

@@ -45,3 +45,17 @@ def test_roc_histogram_and_loss_figures(tmp_path):
     assert list(loss.axes[0].lines[0].get_ydata()) == [1.0, 0.5, 0.25]
     for name in ("roc.png", "h.png", "l.png"):
         assert (tmp_path / name).stat().st_size > 1000
+
+
+def test_image_rows_one_row_per_entry_and_latent_scatter(tmp_path):
+    uint8 = np.zeros((3, 28, 28, 1), dtype=np.uint8)
+    tensor = torch.zeros(5, 1, 28, 28)
+    figure = plots.plot_image_rows({"a": uint8, "b": tensor}, path=tmp_path / "rows.png")
+    assert (tmp_path / "rows.png").stat().st_size > 0
+    assert len(figure.axes) == 2 * 5  # two rows, as wide as the longest
+    assert [ax.get_title(loc="left") for ax in figure.axes[::5]] == ["a", "b"]
+    codes = torch.randn(30, 2)
+    labels = np.arange(30) % 3
+    figure = plots.plot_latent_scatter(codes, labels, ("x", "y", "z"), path=tmp_path / "z.png")
+    texts = [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
+    assert texts == ["x", "y", "z"] and (tmp_path / "z.png").exists()
