@@ -145,7 +145,10 @@ def train(
 ) -> list[float]:
     """Train ``model`` on uint8 NHWC ``images`` with Adam; return the mean loss per epoch.
 
-    ``checkpoint`` is written at the start and after every epoch; with ``resume`` the
+    Seeding here covers the batch order and any sampling in the loss; call
+    ``hw8.device.seed_everything(seed)`` before ``build_model`` as well, so that the
+    initial weights repeat too. ``checkpoint`` is written at the start and after every
+    epoch; with ``resume`` the
     run continues from it (the returned list then holds every epoch, old and new).
     ``amp`` uses bfloat16 autocast on CUDA and is ignored elsewhere. On CUDA the loop
     also turns on TF32 matrix products, cuDNN autotuning and the fused Adam kernel.
