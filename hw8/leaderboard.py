@@ -13,6 +13,7 @@ The scores file is the Kaggle CSV (``ID,score``, higher = more anomalous) writte
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -177,7 +178,8 @@ def assert_level(
 
     The file must always exist and be well formed. With ``$HW8_QUICK=1`` (the switch the
     course's tests set to cut training short) an AUC below the threshold is reported but
-    not failed: the thresholds were measured on full training.
+    not failed, since the thresholds were measured on full training; never while nbgrader
+    autogrades (``$NBGRADER_EXECUTION=autograde``), so the switch earns a student nothing.
     """
     if level not in LEVELS:
         raise ValueError(f"unknown level {level!r}; choose one of {', '.join(LEVELS)}.")
@@ -185,7 +187,8 @@ def assert_level(
         result = grade_file(path, labels, thresholds)
     except LeaderboardError as error:
         raise AssertionError(str(error)) from error
-    if not result.passed[level] and quick_mode():
+    autograding = os.environ.get("NBGRADER_EXECUTION") == "autograde"
+    if not result.passed[level] and quick_mode() and not autograding:
         print(
             f"HW8_QUICK=1 (the course's test switch: training cut short): AUC "
             f"{result.auc:.5f} is below the {level} baseline {result.thresholds[level]:.5f}, "

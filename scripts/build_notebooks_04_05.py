@@ -1524,7 +1524,8 @@ def build_05():
         images), and the sample fcn, which happens to suit these small grey images, reaches
         about 0.90. (When the course's own tests run this notebook with `HW8_QUICK=1`,
         training is cut short; the cells then still check the file and report its AUC, but
-        do not hold it to thresholds measured on full training.)
+        do not hold it to thresholds measured on full training. The autograder always holds
+        it to them, whatever `HW8_QUICK` says.)
         """
     )
     for level in ("simple", "medium", "strong", "boss"):

@@ -99,6 +99,14 @@ def test_quick_mode_reports_but_does_not_hold_scores_to_the_thresholds(
         assert_level("boss", weak, labels)
 
 
+def test_quick_switch_earns_nothing_while_autograding(tmp_path, labels, monkeypatch):
+    weak = write(tmp_path, np.random.default_rng(1).random(len(labels)))
+    monkeypatch.setenv("HW8_QUICK", "1")
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    with pytest.raises(AssertionError, match="boss baseline needs"):
+        assert_level("boss", weak, labels)
+
+
 def test_wrong_length_says_what_was_expected(tmp_path, labels):
     path = write(tmp_path, np.zeros(len(labels) + 7))
     with pytest.raises(

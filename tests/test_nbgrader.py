@@ -33,6 +33,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from hw8 import leaderboard
+from hw8.anomaly import write_submission
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,11 +117,19 @@ def with_plants(nb, *planted):
     return nb
 
 
-def submit(course: Path, student: str, notebooks: dict) -> None:
+def submit(course: Path, student: str, notebooks: dict, leaderboard_file: bool = False) -> None:
+    """Hand in ``notebooks``; with ``leaderboard_file``, also a leaderboard scores file.
+
+    The handed-in file holds the true labels as scores (AUC 1): the autograder grades the
+    file as saved, never retrains, and never relaxes the thresholds, even with HW8_QUICK=1.
+    """
     folder = course / "submitted" / student / ASSIGNMENT
     folder.mkdir(parents=True)
     for name, nb in notebooks.items():
         nbformat.write(nb, folder / f"{name}.ipynb")
+    if leaderboard_file:
+        labels = leaderboard.bundled_labels().astype(float)
+        write_submission(labels, folder / leaderboard.DEFAULT_SCORES_FILE)
 
 
 def autograded_scores(course: Path, student: str) -> dict[str, dict[str, tuple]]:
@@ -196,10 +207,11 @@ def course(tmp_path_factory, request):
     source = {name: read(SOURCE_DIR / f"{name}.ipynb") for name in NOTEBOOKS}
     release = {name: read(course / "release" / ASSIGNMENT / f"{name}.ipynb") for name in NOTEBOOKS}
 
-    submit(course, "correct", source)
+    submit(course, "correct", source, leaderboard_file=True)
     submit(course, "empty", release)
     planted = {name: plants.PLANTS[name] for name in NOTEBOOKS if plants.PLANTS.get(name)}
-    submit(course, "wrong", {name: with_plants(source[name], *p) for name, p in planted.items()})
+    wrong = {name: with_plants(source[name], *p) for name, p in planted.items()}
+    submit(course, "wrong", wrong, leaderboard_file=True)
     tampered = with_plants(source[plants.TAMPERED_NOTEBOOK], plants.TAMPERED_PLANT)
     cell_by_id(tampered, plants.TAMPERED_PLANT.test).source = plants.TAMPERED_TEST_SOURCE
     submit(course, "tampered", {plants.TAMPERED_NOTEBOOK: tampered})
