@@ -17,40 +17,13 @@ fails tells the student, in words, what is wrong.
 
 from __future__ import annotations
 
-import argparse
 import base64
-import shutil
-import subprocess
 import sys
-import tempfile
-import textwrap
-from pathlib import Path
 
-import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from notebook_tools import KERNELSPEC, ROOT, nbgrader_meta, src, write_or_check
 
-ROOT = Path(__file__).resolve().parents[1]
-OUT_DIR = ROOT / "notebooks" / "hw8"
 DIAGRAM = ROOT / "assets" / "autoencoder.png"
-KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
-
-
-def _src(text: str) -> str:
-    return textwrap.dedent(text).strip("\n")
-
-
-def _meta(grade_id: str, *, grade=False, solution=False, locked=False, points=None) -> dict:
-    meta = {
-        "grade": grade,
-        "grade_id": grade_id,
-        "locked": locked,
-        "schema_version": 3,
-        "solution": solution,
-        "task": False,
-    }
-    if points is not None:
-        meta["points"] = points
-    return {"nbgrader": meta}
 
 
 class Builder:
@@ -73,28 +46,28 @@ class Builder:
 
     def md(self, text: str, attachments: dict | None = None) -> None:
         """A locked markdown cell (prose and maths)."""
-        cell = new_markdown_cell(_src(text))
+        cell = new_markdown_cell(src(text))
         if attachments:
             cell.attachments = attachments
-        self._add(cell, _meta(self._auto_id(), locked=True))
+        self._add(cell, nbgrader_meta(self._auto_id(), locked=True))
 
     def code(self, text: str) -> None:
         """A code cell students run (and may change: it is not graded)."""
-        self._add(new_code_cell(_src(text)))
+        self._add(new_code_cell(src(text)))
 
     def solution(self, name: str, text: str) -> None:
         """An exercise: what the student writes lies between the SOLUTION markers."""
-        self._add(new_code_cell(_src(text)), _meta(f"{self.prefix}-{name}", solution=True))
+        self._add(new_code_cell(src(text)), nbgrader_meta(f"{self.prefix}-{name}", solution=True))
 
     def test(self, name: str, points: int, text: str) -> None:
         """A locked, autograded test cell worth ``points``."""
-        meta = _meta(f"{self.prefix}-{name}", grade=True, locked=True, points=points)
-        self._add(new_code_cell(_src(text)), meta)
+        meta = nbgrader_meta(f"{self.prefix}-{name}", grade=True, locked=True, points=points)
+        self._add(new_code_cell(src(text)), meta)
 
     def written(self, name: str, points: int, text: str) -> None:
         """An answer graded by hand; ``text`` is the model answer (cleared on release)."""
-        meta = _meta(f"{self.prefix}-{name}", grade=True, solution=True, points=points)
-        self._add(new_markdown_cell(_src(text)), meta)
+        meta = nbgrader_meta(f"{self.prefix}-{name}", grade=True, solution=True, points=points)
+        self._add(new_markdown_cell(src(text)), meta)
 
     def notebook(self):
         nb = new_notebook(cells=self.cells)
@@ -1727,45 +1700,9 @@ def build_all() -> dict:
     }
 
 
-def _ruff() -> str | None:
-    """The ruff next to this Python (the project venv), else the one on PATH."""
-    beside = Path(sys.executable).with_name("ruff")
-    return str(beside) if beside.exists() else shutil.which("ruff")
-
-
-def render(notebook, path: Path) -> str:
-    """The notebook's text as committed: nbformat JSON, code cells formatted by ruff."""
-    nbformat.validate(notebook)
-    path.write_text(nbformat.writes(notebook, version=4) + "\n")
-    ruff = _ruff()
-    if ruff is None:
-        print("warning: ruff not found; code cells left unformatted", file=sys.stderr)
-    else:
-        config = ["--config", str(ROOT / "pyproject.toml")]
-        subprocess.run([ruff, "format", "--quiet", *config, str(path)], check=True, cwd=ROOT)
-    return path.read_text()
-
-
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="fail if the files are stale")
-    args = parser.parse_args(argv)
-    stale = []
-    for name, notebook in build_all().items():
-        path = OUT_DIR / name
-        with tempfile.TemporaryDirectory() as scratch:
-            text = render(notebook, Path(scratch) / name)
-        if args.check:
-            if not path.is_file() or path.read_text() != text:
-                stale.append(name)
-            continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        print(f"wrote {path.relative_to(ROOT)}")
-    if stale:
-        print(f"stale: {', '.join(stale)}; run python scripts/build_notebooks.py")
-        return 1
-    return 0
+    """Write the notebooks, or with --check exit 1 when the committed ones are stale."""
+    return write_or_check(build_all, "build_notebooks.py", __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

@@ -10,40 +10,12 @@ They are written without outputs. Edit this script, not the notebooks, and rebui
 
 from __future__ import annotations
 
-import argparse
 import json
-import shutil
-import subprocess
 import sys
-import tempfile
-import textwrap
-from pathlib import Path
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-
-ROOT = Path(__file__).resolve().parents[1]
-OUT_DIR = ROOT / "notebooks" / "hw8"
-
-KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
-
-
-def _src(text: str) -> str:
-    return textwrap.dedent(text).strip("\n")
-
-
-def _meta(grade_id: str, *, grade=False, solution=False, locked=False, points=None) -> dict:
-    meta = {
-        "grade": grade,
-        "grade_id": grade_id,
-        "locked": locked,
-        "schema_version": 3,
-        "solution": solution,
-        "task": False,
-    }
-    if points is not None:
-        meta["points"] = points
-    return {"nbgrader": meta}
+from notebook_tools import KERNELSPEC, ROOT, nbgrader_meta, src, write_or_check
 
 
 class Builder:
@@ -68,30 +40,31 @@ class Builder:
 
     def md(self, text: str) -> None:
         """A locked markdown cell (prose, maths)."""
-        self._add(new_markdown_cell(_src(text)), _meta(self._id(None), locked=True))
+        self._add(new_markdown_cell(src(text)), nbgrader_meta(self._id(None), locked=True))
 
     def code(self, text: str) -> None:
         """A locked code cell that students run but do not edit."""
-        self._add(new_code_cell(_src(text)), _meta(self._id(None), locked=True))
+        self._add(new_code_cell(src(text)), nbgrader_meta(self._id(None), locked=True))
 
     def free(self, text: str) -> None:
         """A plain code cell students may change (no nbgrader metadata)."""
-        self._add(new_code_cell(_src(text)))
+        self._add(new_code_cell(src(text)))
 
     def solution(self, name: str, text: str) -> None:
         """An exercise: the student's code goes between the SOLUTION markers."""
-        self._add(new_code_cell(_src(text)), _meta(self._id(name), solution=True))
+        self._add(new_code_cell(src(text)), nbgrader_meta(self._id(name), solution=True))
 
     def test(self, name: str, points: int, text: str) -> None:
         """A locked, autograded test cell worth ``points``."""
         self._add(
-            new_code_cell(_src(text)), _meta(self._id(name), grade=True, locked=True, points=points)
+            new_code_cell(src(text)),
+            nbgrader_meta(self._id(name), grade=True, locked=True, points=points),
         )
 
     def written(self, name: str, points: int, text: str) -> None:
         """A markdown answer graded by hand; ``text`` is the model answer (cleared on release)."""
-        meta = _meta(self._id(name), grade=True, solution=True, points=points)
-        self._add(new_markdown_cell(_src(text)), meta)
+        meta = nbgrader_meta(self._id(name), grade=True, solution=True, points=points)
+        self._add(new_markdown_cell(src(text)), meta)
 
     def notebook(self):
         nb = new_notebook(cells=self.cells)
@@ -1579,7 +1552,7 @@ def build_05():
 
 
 def _indent(text: str, spaces: int) -> str:
-    lines = _src(text).splitlines()
+    lines = src(text).splitlines()
     return "\n".join((" " * spaces + line if line else line) for line in lines).lstrip()
 
 
@@ -1623,43 +1596,9 @@ def build_all() -> dict[str, nbformat.NotebookNode]:
     return {"04_elbo.ipynb": build_04(), "05_anomaly_detection.ipynb": build_05()}
 
 
-def _ruff() -> str | None:
-    """The ruff next to this Python (the project venv), else the one on PATH."""
-    beside = Path(sys.executable).with_name("ruff")
-    return str(beside) if beside.exists() else shutil.which("ruff")
-
-
-def render(notebook, path: Path) -> str:
-    """The notebook's text as committed: nbformat JSON, code cells formatted by ruff."""
-    path.write_text(nbformat.writes(notebook, version=4) + "\n")
-    ruff = _ruff()
-    if ruff is None:
-        print("warning: ruff not found; code cells left unformatted", file=sys.stderr)
-    else:
-        subprocess.run([ruff, "format", "--quiet", str(path)], check=True, cwd=ROOT)
-    return path.read_text()
-
-
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="fail if the files are stale")
-    args = parser.parse_args(argv)
-    stale = []
-    for name, notebook in build_all().items():
-        path = OUT_DIR / name
-        with tempfile.TemporaryDirectory() as scratch:
-            text = render(notebook, Path(scratch) / name)
-        if args.check:
-            if not path.is_file() or path.read_text() != text:
-                stale.append(name)
-            continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        print(f"wrote {path.relative_to(ROOT)}")
-    if stale:
-        print(f"stale: {', '.join(stale)}; run python scripts/build_notebooks_04_05.py")
-        return 1
-    return 0
+    """Write the notebooks, or with --check exit 1 when the committed ones are stale."""
+    return write_or_check(build_all, "build_notebooks_04_05.py", __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":
