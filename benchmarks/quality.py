@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import sys
 import time
@@ -43,7 +42,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import hw8  # noqa: E402
-from hw8 import anomaly, boss, datasets, train  # noqa: E402
+from hw8 import anomaly, boss, datasets, files, train  # noqa: E402
 from hw8.device import resolve_device, seed_everything  # noqa: E402
 from hw8.models import build_model  # noqa: E402
 
@@ -212,11 +211,9 @@ def run(args) -> dict:
 
 
 def write_json(results: dict, path: Path) -> None:
-    """Write the results atomically."""
+    """Write the results atomically (hw8.files), creating the folder if needed."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(results, indent=2) + "\n")
-    os.replace(temporary, path)
+    files.write_json(results, path)
 
 
 def merge(paths: list[Path]) -> dict:

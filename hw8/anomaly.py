@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,6 +13,7 @@ from sklearn.metrics import roc_auc_score
 
 from hw8.datasets import iterate_batches, to_device
 from hw8.device import resolve_device
+from hw8.files import write_atomically
 
 SCORE_METRICS = ("l2", "mse", "l1")
 SUBMISSION_HEADER = ("ID", "score")
@@ -105,17 +104,13 @@ def write_submission(
         raise SubmissionError(f"scores must be finite; NaN or infinite at IDs {bad}.")
     if not path.parent.is_dir():
         raise SubmissionError(f"{path.parent}: output folder does not exist; create it first.")
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", newline="") as stream:
-            writer = csv.writer(stream)
-            writer.writerow(SUBMISSION_HEADER)
-            writer.writerows((i, repr(float(s))) for i, s in enumerate(scores))
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+
+    def write_rows(stream) -> None:
+        writer = csv.writer(stream)
+        writer.writerow(SUBMISSION_HEADER)
+        writer.writerows((i, repr(float(s))) for i, s in enumerate(scores))
+
+    return write_atomically(path, write_rows, text=True)
 
 
 def read_submission(path: Path | str, expected_rows: int | None = None) -> np.ndarray:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -20,6 +19,7 @@ import numpy as np
 
 from hw8 import anomaly, datasets, plots, train
 from hw8.device import resolve_device, seed_everything
+from hw8.files import write_json
 from hw8.models import MODEL_NAMES, SAMPLE_MODEL_NAMES, build_model
 
 SAMPLE_SEED = 48763
@@ -48,13 +48,6 @@ def writable_folder(path: Path) -> Path:
             "Choose another --out."
         ) from error
     return path
-
-
-def write_json(data: dict, path: Path) -> None:
-    """Write ``data`` as indented JSON, atomically."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(temporary, path)
 
 
 def load_task_from_args(args) -> datasets.AnomalyTask:

@@ -8,16 +8,17 @@ the images are moved there once, as uint8, and never touched by per-image Python
 from __future__ import annotations
 
 import gzip
-import os
 import struct
-import tempfile
 from dataclasses import dataclass
+from functools import partial
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from hw8.files import write_atomically
 
 FASHION_MNIST_CLASSES = (
     "T-shirt/top",
@@ -299,19 +300,6 @@ def to_hw8_format(images: np.ndarray) -> np.ndarray:
     return resized.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
-def save_npy_atomic(path: Path, array: np.ndarray) -> None:
-    """Write ``array`` to ``path`` through a temporary file, so no half file remains."""
-    path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.save(stream, array, allow_pickle=False)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def export_hw8(task: AnomalyTask, out_dir: Path | str) -> list[Path]:
     """Write ``task`` as HW8 files (trainingset.npy, testingset.npy, testing_labels.npy)."""
     out_dir = Path(out_dir)
@@ -326,7 +314,7 @@ def export_hw8(task: AnomalyTask, out_dir: Path | str) -> list[Path]:
     if task.test_labels is not None:
         files[HW8_LABELS_FILE] = task.test_labels.astype(np.int64)
     for name, array in files.items():
-        save_npy_atomic(out_dir / name, array)
+        write_atomically(out_dir / name, partial(np.save, arr=array, allow_pickle=False))
     return [out_dir / name for name in files]
 
 

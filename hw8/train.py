@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from hw8.datasets import iterate_batches, to_device
 from hw8.device import resolve_device, seed_everything
+from hw8.files import write_atomically
 from hw8.models import Autoencoder, build_model
 
 QUICK_ENV = "HW8_QUICK"
@@ -49,19 +50,6 @@ def quick_slice(count: int, quick_count: int = 256) -> int:
 
 
 # ----------------------------------------------------------------------------- checkpoints
-
-
-def save_atomic(state: dict, path: Path) -> None:
-    """``torch.save`` through a temporary file in the same folder, then rename."""
-    path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(state, stream)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def read_checkpoint(path: Path | str) -> dict:
@@ -214,7 +202,8 @@ def _save(path, model, optimizer, epoch, losses, generator, config) -> None:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_atomic(_snapshot(model, optimizer, epoch, losses, generator, config), path)
+        state = _snapshot(model, optimizer, epoch, losses, generator, config)
+        write_atomically(path, partial(torch.save, state))
     except OSError as error:
         raise OSError(f"{path}: cannot write the checkpoint ({error}).") from error
 
