@@ -36,7 +36,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -48,7 +47,7 @@ import sample_pipeline  # noqa: E402
 
 import hw8  # noqa: E402
 from hw8.datasets import iterate_batches, to_device  # noqa: E402
-from hw8.models import Autoencoder, build_model  # noqa: E402
+from hw8.models import Autoencoder, WideFCN, build_model  # noqa: E402
 from hw8.train import make_optimizer, train_epoch  # noqa: E402
 
 HW8_TRAIN_SHAPE = (64, 64, 3)
@@ -59,45 +58,11 @@ WARMUP_BATCHES = 3
 WIDE_FCN_WIDTHS = (4096, 2048, 1024, 256, 128)
 
 
-class BigWideFCN(Autoencoder):
-    """The wide FCN students used: 12288-4096-2048-1024-256-128 and back, BN + PReLU."""
-
-    name = "wide_fcn_12288"
-
-    def __init__(self, image_shape=(3, 64, 64), widths=WIDE_FCN_WIDTHS):
-        super().__init__(image_shape)
-        size = int(np.prod(self.image_shape))
-        sizes = (size, *widths)
-        self.encoder = nn.Sequential(
-            *[block(a, b) for a, b in zip(sizes[:-2], sizes[1:-1], strict=True)],
-            nn.Linear(sizes[-2], sizes[-1]),
-        )
-        back = tuple(reversed(sizes))
-        self.decoder = nn.Sequential(
-            *[block(a, b) for a, b in zip(back[:-2], back[1:-1], strict=True)],
-            nn.Linear(back[-2], back[-1]),
-            nn.Tanh(),
-        )
-
-    def encode(self, x):
-        """Flatten and encode."""
-        return self.encoder(x.flatten(1))
-
-    def decode(self, z):
-        """Decode to an image."""
-        return self.decoder(z).view(-1, *self.image_shape)
-
-
-def block(size_in: int, size_out: int) -> nn.Sequential:
-    """Linear, BatchNorm, PReLU."""
-    return nn.Sequential(nn.Linear(size_in, size_out), nn.BatchNorm1d(size_out), nn.PReLU())
-
-
 def make_model(name: str) -> Autoencoder:
     """A fresh model by benchmark name, seeded so both pipelines start equal."""
     torch.manual_seed(48763)
-    if name == "wide_fcn":
-        return BigWideFCN()
+    if name == "wide_fcn":  # the wide FCN students used: 12288-4096-2048-1024-256-128, mirrored
+        return WideFCN((3, 64, 64), widths=WIDE_FCN_WIDTHS[:-1], latent=WIDE_FCN_WIDTHS[-1])
     return build_model(name, (3, 64, 64))
 
 

@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from hw8.anomaly import rank_average
 from hw8.datasets import AnomalyTask, iterate_batches, to_device
 from hw8.device import resolve_device, seed_everything
-from hw8.models import Autoencoder
+from hw8.models import Autoencoder, WideFCN, crop, pad_to_multiple
 from hw8.train import quick_mode
 
 BATCH_SIZE = 64
@@ -54,32 +54,13 @@ MAX_REFERENCE_CODES = 20_000  # training codes the latent distance compares agai
 # ----------------------------------------------------------------------------- models
 
 
-def _dense_block(size_in: int, size_out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(size_in, size_out), nn.BatchNorm1d(size_out), nn.PReLU())
-
-
-class DenseAE(Autoencoder):
-    """A dense autoencoder with BatchNorm and PReLU: D-512-256-``latent`` and back."""
+class DenseAE(WideFCN):
+    """The recipe's dense member: :class:`hw8.models.WideFCN` at D-512-256-``latent``."""
 
     name = "boss_dense"
 
     def __init__(self, image_shape, widths=(512, 256), latent: int = 32):
-        super().__init__(image_shape)
-        size = math.prod(self.image_shape)
-        sizes = (size, *widths)
-        blocks = [_dense_block(a, b) for a, b in zip(sizes, sizes[1:], strict=False)]
-        self.encoder = nn.Sequential(*blocks, nn.Linear(sizes[-1], latent))
-        back = (latent, *reversed(widths))
-        blocks = [_dense_block(a, b) for a, b in zip(back, back[1:], strict=False)]
-        self.decoder = nn.Sequential(*blocks, nn.Linear(back[-1], size), nn.Tanh())
-
-    def encode(self, x):
-        """Flatten and encode to the latent code."""
-        return self.encoder(x.flatten(1))
-
-    def decode(self, z):
-        """Decode a code to an image of ``image_shape``."""
-        return self.decoder(z).view(-1, *self.image_shape)
+        super().__init__(image_shape, widths, latent)
 
 
 class ConvAE(Autoencoder):
@@ -115,13 +96,12 @@ class ConvAE(Autoencoder):
 
     def encode(self, x):
         """Pad to a multiple of 4 and encode to the latent code."""
-        pad_h, pad_w = (-x.shape[2]) % 4, (-x.shape[3]) % 4
-        return self.encoder(F.pad(x, (0, pad_w, 0, pad_h), value=-1.0))
+        return self.encoder(pad_to_multiple(x, 4))
 
     def decode(self, z):
         """Decode a code and crop to ``image_shape``."""
         hidden = self.from_latent(z).view(-1, self.channels, *self.grid)
-        return self.decoder(hidden)[:, :, : self.image_shape[1], : self.image_shape[2]]
+        return crop(self.decoder(hidden), self.image_shape)
 
 
 SCORE_KINDS = ("residual", "latent", "angle")

@@ -122,11 +122,8 @@ def assert_close(
                 hint,
             )
         )
-    a_shape = tuple(np.shape(actual)) if not isinstance(actual, torch.Tensor) else actual.shape
-    e_shape = (
-        tuple(np.shape(expected)) if not isinstance(expected, torch.Tensor) else expected.shape
-    )
-    if tuple(a_shape) != tuple(e_shape):
+    a_shape, e_shape = tuple(np.shape(actual)), tuple(np.shape(expected))  # tensors too
+    if a_shape != e_shape:
         raise AssertionError(
             _with_hint(
                 f"{name}: expected shape {tuple(e_shape)} (as {reference}), but got shape "

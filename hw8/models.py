@@ -49,7 +49,7 @@ def _flat_size(image_shape) -> int:
     return math.prod(image_shape)
 
 
-def _pad_to_multiple(x: torch.Tensor, multiple: int = 8) -> torch.Tensor:
+def pad_to_multiple(x: torch.Tensor, multiple: int = 8) -> torch.Tensor:
     """Pad height and width with background (-1) up to a multiple of ``multiple``."""
     pad_h, pad_w = (-x.shape[2]) % multiple, (-x.shape[3]) % multiple
     if pad_h == 0 and pad_w == 0:
@@ -57,7 +57,8 @@ def _pad_to_multiple(x: torch.Tensor, multiple: int = 8) -> torch.Tensor:
     return F.pad(x, (0, pad_w, 0, pad_h), value=-1.0)
 
 
-def _crop(x: torch.Tensor, image_shape) -> torch.Tensor:
+def crop(x: torch.Tensor, image_shape) -> torch.Tensor:
+    """Undo :func:`pad_to_multiple`: keep the top-left ``(H, W)`` of ``image_shape``."""
     return x[:, :, : image_shape[1], : image_shape[2]]
 
 
@@ -132,11 +133,11 @@ class SampleCNN(Autoencoder):
 
     def encode(self, x):
         """The 48-channel feature map, flattened to one row per image."""
-        return self.encoder(_pad_to_multiple(x)).flatten(1)
+        return self.encoder(pad_to_multiple(x)).flatten(1)
 
     def forward(self, x):
         """Reconstruct ``x``."""
-        return _crop(self.decoder(self.encoder(_pad_to_multiple(x))), self.image_shape)
+        return crop(self.decoder(self.encoder(pad_to_multiple(x))), self.image_shape)
 
 
 class SampleVAE(Autoencoder):
@@ -165,7 +166,7 @@ class SampleVAE(Autoencoder):
 
     def encode_distribution(self, x):
         """Mean and log-variance feature maps of q(z | x)."""
-        hidden = self.encoder(_pad_to_multiple(x))
+        hidden = self.encoder(pad_to_multiple(x))
         return self.enc_out_1(hidden), self.enc_out_2(hidden)
 
     def encode(self, x):
@@ -176,12 +177,12 @@ class SampleVAE(Autoencoder):
         """Sample z with the reparameterization trick; return (x_hat, mu, logvar)."""
         mu, logvar = self.encode_distribution(x)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-        return _crop(self.decoder(z), self.image_shape), mu, logvar
+        return crop(self.decoder(z), self.image_shape), mu, logvar
 
     def reconstruct(self, x):
         """Decode the posterior mean (no sampling), so scores are deterministic."""
         mu, _ = self.encode_distribution(x)
-        return _crop(self.decoder(mu), self.image_shape)
+        return crop(self.decoder(mu), self.image_shape)
 
     def loss(self, x):
         """The sample's loss: MSE (mean) + KL summed over every element of the batch."""
@@ -194,20 +195,19 @@ class SampleVAE(Autoencoder):
 
 
 class WideFCN(Autoencoder):
-    """A wide fully connected autoencoder with BatchNorm and PReLU (D-1024-256-64 and back)."""
+    """A wide fully connected autoencoder with BatchNorm and PReLU: D-``widths``-``latent``
+    and back (by default D-1024-256-64)."""
 
     name = "wide_fcn"
-    widths = (1024, 256)
-    latent = 64
 
-    def __init__(self, image_shape=HW8_SHAPE):
+    def __init__(self, image_shape=HW8_SHAPE, widths=(1024, 256), latent: int = 64):
         super().__init__(image_shape)
         size = _flat_size(self.image_shape)
-        sizes = (size, *self.widths)
-        encoder = [_dense_block(a, b) for a, b in zip(sizes, sizes[1:], strict=False)]
-        self.encoder = nn.Sequential(*encoder, nn.Linear(sizes[-1], self.latent))
-        back = (self.latent, *reversed(self.widths))
-        decoder = [_dense_block(a, b) for a, b in zip(back, back[1:], strict=False)]
+        sizes = (size, *widths)
+        encoder = [dense_block(a, b) for a, b in zip(sizes, sizes[1:], strict=False)]
+        self.encoder = nn.Sequential(*encoder, nn.Linear(sizes[-1], latent))
+        back = (latent, *reversed(widths))
+        decoder = [dense_block(a, b) for a, b in zip(back, back[1:], strict=False)]
         self.decoder = nn.Sequential(*decoder, nn.Linear(back[-1], size), nn.Tanh())
 
     def encode(self, x):
@@ -219,7 +219,8 @@ class WideFCN(Autoencoder):
         return self.decoder(z).view(-1, *self.image_shape)
 
 
-def _dense_block(size_in: int, size_out: int) -> nn.Sequential:
+def dense_block(size_in: int, size_out: int) -> nn.Sequential:
+    """Linear, then BatchNorm and PReLU."""
     return nn.Sequential(nn.Linear(size_in, size_out), nn.BatchNorm1d(size_out), nn.PReLU())
 
 
@@ -287,12 +288,12 @@ class ResNetAE(Autoencoder):
 
     def encode(self, x):
         """The latent code, ``latent`` numbers per image."""
-        return self.to_latent(self.encoder(_pad_to_multiple(x)).flatten(1))
+        return self.to_latent(self.encoder(pad_to_multiple(x)).flatten(1))
 
     def decode(self, z):
         """Decode a code to an image of ``image_shape``."""
         hidden = self.from_latent(z).view(-1, self.channels[-1], *self.grid)
-        return _crop(self.decoder(hidden), self.image_shape)
+        return crop(self.decoder(hidden), self.image_shape)
 
 
 class ConvVAE(Autoencoder):
