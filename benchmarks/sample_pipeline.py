@@ -25,8 +25,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
-SAMPLE_BATCH_SIZE = 2000
-SAMPLE_LR = 1e-3
+from hw8.settings import SAMPLE_BATCH_SIZE, SAMPLE_EPOCHS, SAMPLE_LR, SAMPLE_SEED
 
 
 class Lambda:
@@ -122,11 +121,11 @@ def train_sample(
     model: nn.Module,
     images: np.ndarray,
     *,
-    epochs: int = 50,
+    epochs: int = SAMPLE_EPOCHS,
     batch_size: int = SAMPLE_BATCH_SIZE,
     lr: float = SAMPLE_LR,
     device: torch.device | str = "cpu",
-    seed: int = 48763,
+    seed: int = SAMPLE_SEED,
 ) -> list[float]:
     """Train ``model`` the sample's way; return the mean loss of every epoch."""
     torch.manual_seed(seed)

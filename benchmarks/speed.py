@@ -48,10 +48,16 @@ import sample_pipeline  # noqa: E402
 import hw8  # noqa: E402
 from hw8.datasets import iterate_batches, to_device  # noqa: E402
 from hw8.models import Autoencoder, WideFCN, build_model  # noqa: E402
+from hw8.settings import SAMPLE_BATCH_SIZE, SAMPLE_LR, SAMPLE_SEED  # noqa: E402
 from hw8.train import make_optimizer, train_epoch  # noqa: E402
 
 HW8_TRAIN_SHAPE = (64, 64, 3)
-MODEL_BATCH = {"fcn": 2000, "cnn": 2000, "vae": 2000, "wide_fcn": 128}
+MODEL_BATCH = {
+    "fcn": SAMPLE_BATCH_SIZE,
+    "cnn": SAMPLE_BATCH_SIZE,
+    "vae": SAMPLE_BATCH_SIZE,
+    "wide_fcn": 128,
+}
 DEFAULT_N = {"cuda": 100_000, "mps": 20_000, "cpu": 2_000}
 DEFAULT_N_WIDE_CPU = 256  # the wide FCN is ~120M parameters: a few steps say enough on a CPU
 WARMUP_BATCHES = 3
@@ -60,7 +66,7 @@ WIDE_FCN_WIDTHS = (4096, 2048, 1024, 256, 128)
 
 def make_model(name: str) -> Autoencoder:
     """A fresh model by benchmark name, seeded so both pipelines start equal."""
-    torch.manual_seed(48763)
+    torch.manual_seed(SAMPLE_SEED)
     if name == "wide_fcn":  # the wide FCN students used: 12288-4096-2048-1024-256-128, mirrored
         return WideFCN((3, 64, 64), widths=WIDE_FCN_WIDTHS[:-1], latent=WIDE_FCN_WIDTHS[-1])
     return build_model(name, (3, 64, 64))
@@ -123,32 +129,22 @@ def time_data_paths(images: np.ndarray, device: torch.device, batch: int) -> tup
     return sample_s, time.perf_counter() - start
 
 
-class _NoBar:
-    """Stands in for tqdm inside the epoch function."""
-
-    def update(self, _count):
-        pass
-
-    def set_postfix(self, **_kwargs):
-        pass
-
-
 def time_hw8(name: str, images: np.ndarray, device: torch.device) -> tuple[float, float, float]:
     """Move the images once (timed apart), warm up, then time one epoch of hw8.train."""
     batch = MODEL_BATCH[name]
     model = make_model(name).to(device).train()
-    optimizer = make_optimizer(model, 1e-3, device)
-    generator = torch.Generator().manual_seed(48763)
+    optimizer = make_optimizer(model, SAMPLE_LR, device)
+    generator = torch.Generator().manual_seed(SAMPLE_SEED)
     synchronize(device)
     start = time.perf_counter()
     data = to_device(images, device)
     synchronize(device)
     setup = time.perf_counter() - start
     warm = data[: WARMUP_BATCHES * batch]
-    train_epoch(model, optimizer, warm, batch, generator, False, _NoBar())
+    train_epoch(model, optimizer, warm, batch, generator)
     synchronize(device)
     start = time.perf_counter()
-    loss = train_epoch(model, optimizer, data, batch, generator, False, _NoBar())
+    loss = train_epoch(model, optimizer, data, batch, generator)
     synchronize(device)
     seconds = time.perf_counter() - start
     del data

@@ -4,6 +4,7 @@ hw8 train --model cnn --data bundled --out runs/cnn
 hw8 predict --checkpoint runs/cnn/checkpoint.pt --data bundled --out prediction.csv
 hw8 boss --out runs/boss
 hw8 data export-hw8 DIR
+hw8 course check                 (instructors: lint the source notebooks)
 """
 
 from __future__ import annotations
@@ -18,15 +19,16 @@ from pathlib import Path
 import numpy as np
 
 from hw8 import anomaly, datasets, plots, train
-from hw8.device import resolve_device, seed_everything
+from hw8.device import DeviceError, resolve_device, seed_everything
 from hw8.files import write_json
 from hw8.models import MODEL_NAMES, SAMPLE_MODEL_NAMES, build_model
+from hw8.runmode import scaled_epochs
+from hw8.settings import SAMPLE_BATCH_SIZE, SAMPLE_EPOCHS, SAMPLE_LR, SAMPLE_SEED
 
-SAMPLE_SEED = 48763
 # The course sample trains with batch 2000 on 100,000 images (50 steps an epoch); on
 # the small stand-in sets a batch of 100 gives a comparable number of steps.
-DEFAULT_BATCH = {"hw8": 2000, "bundled": 100, "fashion-mnist": 100}
-DEFAULT_EPOCHS = {"hw8": 50, "bundled": 30, "fashion-mnist": 30}
+DEFAULT_BATCH = {"hw8": SAMPLE_BATCH_SIZE, "bundled": 100, "fashion-mnist": 100}
+DEFAULT_EPOCHS = {"hw8": SAMPLE_EPOCHS, "bundled": 30, "fashion-mnist": 30}
 
 
 class UsageError(ValueError):
@@ -48,6 +50,21 @@ def writable_folder(path: Path) -> Path:
             "Choose another --out."
         ) from error
     return path
+
+
+def positive(kind):
+    """An argparse type: a number of ``kind`` (int or float) greater than 0."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not value > 0:
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__} > 0, found {text!r}")
+        return value
+
+    return parse
 
 
 def load_task_from_args(args) -> datasets.AnomalyTask:
@@ -156,7 +173,7 @@ def command_boss(args) -> int:
         train.train(
             model,
             task.train_images,
-            epochs=train.scaled_epochs(DEFAULT_EPOCHS[args.data]),
+            epochs=scaled_epochs(DEFAULT_EPOCHS[args.data]),
             batch_size=DEFAULT_BATCH[args.data],
             device=device,
             seed=args.seed,
@@ -199,6 +216,23 @@ def command_export(args) -> int:
     return 0
 
 
+def command_course_check(args) -> int:
+    """Lint the source notebooks; with --record-release, add their ids to the released list."""
+    from hw8.course import lint
+
+    problems = lint.check_course(args.source, args.released)
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"{len(problems)} problem(s) in {args.source}.", file=sys.stderr)
+        return 1
+    print(f"{args.source}: every notebook passes the lint.")
+    if args.record_release:
+        added = lint.record_release(args.source, args.released)
+        print(f"{args.released}: {added} new id(s) recorded as released.")
+    return 0
+
+
 # ----------------------------------------------------------------------------- parser
 
 
@@ -224,9 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("train", help="train one model and score the test set")
     p.add_argument("--model", default="cnn", help=f"one of {', '.join(MODEL_NAMES)}")
     add_data_options(p)
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--epochs", type=positive(int))
+    p.add_argument("--batch-size", type=positive(int))
+    p.add_argument("--lr", type=positive(float), default=SAMPLE_LR)
     p.add_argument("--device", help="cpu, cuda or mps (default: best available, or $HW8_DEVICE)")
     p.add_argument("--metric", choices=anomaly.SCORE_METRICS, default="l2")
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast on CUDA")
@@ -255,7 +289,31 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("dir", type=Path)
     add_data_options(e)
     e.set_defaults(run=command_export)
+
+    p = commands.add_parser("course", help="instructor tools (install hw8[course])")
+    course_commands = p.add_subparsers(dest="course_command", required=True)
+    c = course_commands.add_parser("check", help="lint the source notebooks before a release")
+    c.add_argument("--source", type=Path, default=Path("notebooks/hw8"))
+    c.add_argument("--released", type=Path, default=Path("notebooks/released_ids.json"))
+    c.add_argument(
+        "--record-release",
+        action="store_true",
+        help="after a clean check, add the notebooks' ids to the released list",
+    )
+    c.set_defaults(run=command_course_check)
     return parser
+
+
+# The errors that mean "the input is wrong" (each message says what to change); anything
+# else is a bug and keeps its traceback.
+EXPECTED_ERRORS = (
+    UsageError,
+    datasets.DataError,
+    train.CheckpointError,
+    train.TrainingError,
+    anomaly.SubmissionError,
+    DeviceError,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -263,15 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (
-        UsageError,
-        datasets.DataError,
-        train.CheckpointError,
-        train.TrainingError,
-        anomaly.SubmissionError,
-        ValueError,
-        OSError,
-    ) as error:
+    except EXPECTED_ERRORS as error:
         print(f"hw8 {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

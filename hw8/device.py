@@ -16,10 +16,14 @@ def _mps_available() -> bool:
     return bool(backend and backend.is_available())
 
 
+class DeviceError(ValueError):
+    """A device name that is not one, or a device this machine does not have."""
+
+
 def default_device(name: str | None = None) -> torch.device:
     """The device to use: ``name``, else ``$HW8_DEVICE``, else CUDA > MPS > CPU.
 
-    An explicit name that this machine cannot use raises a ``ValueError`` saying
+    An explicit name that this machine cannot use raises a ``DeviceError`` saying
     which devices are available.
     """
     name = name or os.environ.get(DEVICE_ENV) or None
@@ -30,11 +34,11 @@ def default_device(name: str | None = None) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError as error:
-        raise ValueError(f"device {name!r} is not a device name ({error}).") from error
+        raise DeviceError(f"device {name!r} is not a device name ({error}).") from error
     usable = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": _mps_available()}
     if not usable.get(device.type, False):
         names = ", ".join(str(d) for d in available_devices())
-        raise ValueError(
+        raise DeviceError(
             f"device {name!r} is not available on this machine; available: {names}. "
             f"Pass one of those with --device or unset ${DEVICE_ENV}."
         )

@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from hw8.device import available_devices
+
 __all__ = [
     "DEFAULT_TOLERANCE",
     "assert_close",
@@ -242,16 +244,6 @@ def assert_unchanged(before: torch.Tensor, after: torch.Tensor, *, name: str) ->
 
 def devices_to_check() -> list[torch.device]:
     """The CPU, plus CUDA and Apple MPS when present (``hw8.device.available_devices``)."""
-    try:
-        from hw8.device import available_devices  # imported late: the module is optional here
-    except ImportError:  # pragma: no cover - only before hw8.device exists
-        found = [torch.device("cpu")]
-        if torch.cuda.is_available():
-            found.append(torch.device("cuda"))
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            found.append(torch.device("mps"))
-        return found
     return list(available_devices())
 
 

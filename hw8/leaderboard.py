@@ -5,7 +5,7 @@ reaches (simple, medium, strong, boss). Offline there is no Kaggle and the real 
 labels are not public, so the leaderboard grades scores for the labelled bundled task
 instead, against stand-in thresholds measured on that task with the same kinds of
 models as the HW8 baselines (``benchmarks/calibrate_thresholds.py`` measures them and
-records every run in ``benchmarks/results/thresholds.json``).
+records every run, and the thresholds, in the package data file ``hw8/data/thresholds.json``).
 
 The scores file is the Kaggle CSV (``ID,score``, higher = more anomalous) written by
 :func:`hw8.anomaly.write_submission`, one row per test image of the bundled task.
@@ -13,14 +13,14 @@ The scores file is the Kaggle CSV (``ID,score``, higher = more anomalous) writte
 
 from __future__ import annotations
 
-import os
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from hw8.anomaly import SubmissionError, read_submission, roc_auc
-from hw8.train import quick_mode
+from hw8.runmode import autograding, quick_mode
 
 LEVELS = ("simple", "medium", "strong", "boss")
 
@@ -33,10 +33,18 @@ BUNDLED_TASK = {"dataset": "bundled", "normal_classes": (0,), "seed": 0}
 
 # Stand-in thresholds on the bundled task: for each level, the lowest test AUC its
 # reference recipe reached over three training seeds, rounded down to 5 decimals (so
-# running the reference recipe passes its level). Measured by
-# benchmarks/calibrate_thresholds.py; tests/test_leaderboard.py checks that these
-# numbers equal the ones recorded in benchmarks/results/thresholds.json.
-BUNDLED_THRESHOLDS = {"simple": 0.54020, "medium": 0.72787, "strong": 0.89720, "boss": 0.92900}
+# running the reference recipe passes its level). benchmarks/calibrate_thresholds.py
+# measures them and writes this file; nothing else holds a copy.
+THRESHOLDS_FILE = Path(__file__).resolve().parent / "data" / "thresholds.json"
+
+
+def recorded_thresholds(path: Path | str = THRESHOLDS_FILE) -> dict[str, float]:
+    """The thresholds recorded by the calibration, one per level."""
+    record = json.loads(Path(path).read_text())
+    return {level: float(record["thresholds"][level]) for level in LEVELS}
+
+
+BUNDLED_THRESHOLDS = recorded_thresholds()
 
 POINTS_PER_LEVEL = 1
 DEFAULT_SCORES_FILE = "leaderboard_scores.csv"
@@ -187,8 +195,7 @@ def assert_level(
         result = grade_file(path, labels, thresholds)
     except LeaderboardError as error:
         raise AssertionError(str(error)) from error
-    autograding = os.environ.get("NBGRADER_EXECUTION") == "autograde"
-    if not result.passed[level] and quick_mode() and not autograding:
+    if not result.passed[level] and quick_mode() and not autograding():
         print(
             f"HW8_QUICK=1 (the course's test switch: training cut short): AUC "
             f"{result.auc:.5f} is below the {level} baseline {result.thresholds[level]:.5f}, "

@@ -24,13 +24,25 @@ HW8_SHAPE = (3, 64, 64)
 
 
 class Autoencoder(nn.Module):
-    """Base class: stores the model's name and image shape ``(C, H, W)``."""
+    """Base class: stores the model's name and image shape ``(C, H, W)``.
+
+    Every model maps normalised images ``(N, C, H, W)`` to codes with :meth:`encode` (one
+    row of numbers per image) and codes back to images with :meth:`decode`.
+    """
 
     name = "autoencoder"
 
     def __init__(self, image_shape: tuple[int, int, int] = HW8_SHAPE):
         super().__init__()
         self.image_shape = tuple(int(s) for s in image_shape)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The code of each image: ``(N, C, H, W)`` -> ``(N, code size)``."""
+        raise NotImplementedError(f"{type(self).__name__} must define encode(x).")
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Images from codes: ``(N, code size)`` -> ``(N, C, H, W)``."""
+        raise NotImplementedError(f"{type(self).__name__} must define decode(z).")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Reconstruct ``x``."""
@@ -113,6 +125,11 @@ def _sample_conv_decoder(out_channels: int) -> nn.Sequential:
     )
 
 
+def _sample_code_shape(image_shape) -> tuple[int, int, int]:
+    """The sample cnn/vae code as a feature map: 48 channels, 1/8 of the padded size."""
+    return (48, math.ceil(image_shape[1] / 8), math.ceil(image_shape[2] / 8))
+
+
 class SampleCNN(Autoencoder):
     """The course sample cnn: three stride-2 convolutions (3-12-24-48) and back."""
 
@@ -134,6 +151,12 @@ class SampleCNN(Autoencoder):
     def encode(self, x):
         """The 48-channel feature map, flattened to one row per image."""
         return self.encoder(pad_to_multiple(x)).flatten(1)
+
+    def decode(self, z):
+        """Images from flattened 48-channel feature maps."""
+        return crop(
+            self.decoder(z.view(len(z), *_sample_code_shape(self.image_shape))), self.image_shape
+        )
 
     def forward(self, x):
         """Reconstruct ``x``."""
@@ -172,6 +195,12 @@ class SampleVAE(Autoencoder):
     def encode(self, x):
         """The posterior mean, flattened to one row per image."""
         return self.encode_distribution(x)[0].flatten(1)
+
+    def decode(self, z):
+        """Images from flattened 48-channel codes."""
+        return crop(
+            self.decoder(z.view(len(z), *_sample_code_shape(self.image_shape))), self.image_shape
+        )
 
     def forward(self, x):
         """Sample z with the reparameterization trick; return (x_hat, mu, logvar)."""
@@ -317,6 +346,10 @@ class ConvVAE(Autoencoder):
     def encode(self, x):
         """The posterior mean."""
         return self.encode_distribution(x)[0]
+
+    def decode(self, z):
+        """Images from codes ``(N, latent)``."""
+        return self.backbone.decode(z)
 
     def forward(self, x):
         """Sample z with the reparameterization trick; return (x_hat, mu, logvar)."""

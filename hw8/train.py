@@ -9,7 +9,6 @@ where it stopped (on the CPU, bit for bit the same result as an uninterrupted ru
 from __future__ import annotations
 
 import math
-import os
 from functools import partial
 from pathlib import Path
 
@@ -21,8 +20,8 @@ from hw8.datasets import iterate_batches, to_device
 from hw8.device import resolve_device, seed_everything
 from hw8.files import write_atomically
 from hw8.models import Autoencoder, build_model
+from hw8.settings import SAMPLE_BATCH_SIZE, SAMPLE_EPOCHS, SAMPLE_LR, SAMPLE_SEED
 
-QUICK_ENV = "HW8_QUICK"
 CHECKPOINT_FORMAT = "hw8-checkpoint-1"
 
 
@@ -34,21 +33,6 @@ class CheckpointError(ValueError):
     """A checkpoint file is missing, unreadable, or belongs to another model or image shape."""
 
 
-def quick_mode() -> bool:
-    """True when ``$HW8_QUICK`` is set to 1: tests shorten training with it."""
-    return os.environ.get(QUICK_ENV, "") == "1"
-
-
-def scaled_epochs(epochs: int) -> int:
-    """``epochs``, or 1 when ``$HW8_QUICK=1`` (the tests' short-training switch)."""
-    return 1 if quick_mode() else epochs
-
-
-def quick_slice(count: int, quick_count: int = 256) -> int:
-    """``count``, or at most ``quick_count`` when ``$HW8_QUICK=1``."""
-    return min(count, quick_count) if quick_mode() else count
-
-
 # ----------------------------------------------------------------------------- checkpoints
 
 
@@ -58,7 +42,7 @@ def read_checkpoint(path: Path | str) -> dict:
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found.")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many kinds for a bad file
         raise CheckpointError(
             f"{path}: not a readable checkpoint ({type(error).__name__}: {error})."
@@ -121,11 +105,11 @@ def train(
     model: Autoencoder,
     images: np.ndarray,
     *,
-    epochs: int = 50,
-    batch_size: int = 2000,
-    lr: float = 1e-3,
+    epochs: int = SAMPLE_EPOCHS,
+    batch_size: int = SAMPLE_BATCH_SIZE,
+    lr: float = SAMPLE_LR,
     device: torch.device | str | None = None,
-    seed: int = 48763,
+    seed: int = SAMPLE_SEED,
     checkpoint: Path | str | None = None,
     resume: bool = False,
     amp: bool = False,
@@ -160,9 +144,8 @@ def train(
     elif checkpoint is not None:
         _save(checkpoint, model, optimizer, 0, losses, generator, config)
     use_amp = amp and device.type == "cuda"
-    steps_per_epoch = math.ceil(len(data) / batch_size)
     bar = tqdm(
-        total=(epochs - start) * steps_per_epoch,
+        total=(epochs - start) * steps_per_epoch(len(data), batch_size),
         disable=not progress,
         desc=f"train {model.name}",
         unit="batch",
@@ -205,26 +188,64 @@ def _save(path, model, optimizer, epoch, losses, generator, config) -> None:
         state = _snapshot(model, optimizer, epoch, losses, generator, config)
         write_atomically(path, partial(torch.save, state))
     except OSError as error:
-        raise OSError(f"{path}: cannot write the checkpoint ({error}).") from error
+        raise CheckpointError(f"{path}: cannot write the checkpoint ({error}).") from error
 
 
-def train_epoch(model, optimizer, data, batch_size, generator, use_amp, bar) -> float:
-    """One pass over ``data``; returns the mean loss per image.
+def steps_per_epoch(count: int, batch_size: int) -> int:
+    """Optimiser steps in one pass over ``count`` images (a last batch of one is skipped)."""
+    full, rest = divmod(count, batch_size)
+    return full + (rest >= 2)
 
-    The loss stays on the device; the host reads it only every 20 steps (for the
-    progress bar) and at the end, so the GPU is not stalled after every batch.
+
+def train_steps(
+    model: Autoencoder,
+    optimizer: torch.optim.Optimizer,
+    data: torch.Tensor,
+    batch_size: int,
+    generator: torch.Generator,
+    steps: int,
+    *,
+    schedule: torch.optim.lr_scheduler.LRScheduler | None = None,
+    use_amp: bool = False,
+    bar=None,
+) -> float:
+    """Run ``steps`` optimiser steps on shuffled batches of ``data``; return the mean loss.
+
+    Passes over the data follow each other until ``steps`` are done (the last pass may
+    stop part-way). A last batch of a single image is skipped, since BatchNorm needs two.
+    ``schedule`` (a learning-rate scheduler) steps after every optimiser step; ``bar`` is
+    an optional tqdm bar. The loss stays on the device; the host reads it only every 20
+    steps (for the bar) and at the end, so the GPU is not stalled after every batch.
     """
+    if len(data) < 2:
+        raise ValueError(f"training needs at least 2 images; found {len(data)}.")
     total = torch.zeros((), device=data.device)
-    for step, batch in enumerate(
-        iterate_batches(data, batch_size, shuffle=True, generator=generator), 1
-    ):
-        with torch.autocast(data.device.type, dtype=torch.bfloat16, enabled=use_amp):
-            loss = model.loss(batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        total += loss.detach().float() * len(batch)
-        bar.update(1)
-        if step % 20 == 0:
-            bar.set_postfix(loss=f"{total.item() / min(step * batch_size, len(data)):.4f}")
-    return total.item() / len(data)
+    done = images = 0
+    while done < steps:
+        for batch in iterate_batches(data, batch_size, shuffle=True, generator=generator):
+            if len(batch) < 2:
+                continue
+            with torch.autocast(data.device.type, dtype=torch.bfloat16, enabled=use_amp):
+                loss = model.loss(batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if schedule is not None:
+                schedule.step()
+            total += loss.detach().float() * len(batch)
+            done, images = done + 1, images + len(batch)
+            if bar is not None:
+                bar.update(1)
+                if done % 20 == 0:
+                    bar.set_postfix(loss=f"{total.item() / images:.4f}")
+            if done == steps:
+                break
+    return total.item() / images
+
+
+def train_epoch(model, optimizer, data, batch_size, generator, use_amp=False, bar=None) -> float:
+    """One pass over ``data`` (see :func:`train_steps`); returns the mean loss per image."""
+    steps = steps_per_epoch(len(data), batch_size)
+    return train_steps(
+        model, optimizer, data, batch_size, generator, steps, use_amp=use_amp, bar=bar
+    )

@@ -1,9 +1,9 @@
-"""Draw the images the notebooks show into assets/ (run: python scripts/draw_assets.py).
+"""Draw the images the notebooks show (run: python scripts/draw_assets.py).
 
-assets/autoencoder.png: an autoencoder as encoder -> bottleneck (latent code z) -> decoder,
+notebooks/hw8/assets/autoencoder.png: an autoencoder as encoder -> bottleneck (latent code z) -> decoder,
 with a bundled Fashion-MNIST image as the input and a blurred copy standing in for the
-reconstruction. The notebooks embed the PNG as a cell attachment, so the released
-notebooks show it wherever they are copied; rerun scripts/build_notebooks.py after this.
+reconstruction. It is written to notebooks/hw8/assets/, beside the notebooks, so that
+nbgrader copies it into the release and the notebooks link it by a relative path.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from hw8.datasets import load_bundled  # noqa: E402
 
-ASSETS = ROOT / "assets"
+ASSETS = ROOT / "notebooks" / "hw8" / "assets"
 
 
 def blurred(image: np.ndarray, passes: int = 2) -> np.ndarray:

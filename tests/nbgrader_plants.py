@@ -33,7 +33,7 @@ class Plant:
 PLANTS: dict[str, list[Plant]] = {
     "01_vanilla_autoencoder": [
         Plant(
-            solution="ae01-mse-loss",
+            solution="ae01-solution-mse-loss",
             source="""
                 def mse_loss(x_hat, x):
                     return (x_hat - x).pow(2).sum()
@@ -43,7 +43,7 @@ PLANTS: dict[str, list[Plant]] = {
             what="sums the squared errors instead of averaging them",
         ),
         Plant(
-            solution="ae01-bce-loss",
+            solution="ae01-solution-bce-loss",
             source="""
                 def bce_loss(x_hat, x, eps=1e-7):
                     return -(x * torch.log(x_hat) + (1 - x) * torch.log(1 - x_hat)).mean()
@@ -55,7 +55,7 @@ PLANTS: dict[str, list[Plant]] = {
     ],
     "02_denoising_autoencoder": [
         Plant(
-            solution="ae02-gaussian-noise",
+            solution="ae02-solution-gaussian-noise",
             source="""
                 def gaussian_noise(x, std=0.4, generator=None):
                     shape, device, dtype = x.shape, x.device, x.dtype
@@ -67,7 +67,7 @@ PLANTS: dict[str, list[Plant]] = {
             what="adds the noise in place, changing the clean batch",
         ),
         Plant(
-            solution="ae02-dropout-noise",
+            solution="ae02-solution-dropout-noise",
             source="""
                 def dropout_noise(x, p=0.3, generator=None):
                     u = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
@@ -80,7 +80,7 @@ PLANTS: dict[str, list[Plant]] = {
     ],
     "03_variational_autoencoder": [
         Plant(
-            solution="ae03-gaussian-kl",
+            solution="ae03-solution-gaussian-kl",
             source="""
                 def gaussian_kl(mu, logvar):
                     return -0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(dim=1)
@@ -90,7 +90,7 @@ PLANTS: dict[str, list[Plant]] = {
             what="KL divergence with the wrong sign",
         ),
         Plant(
-            solution="ae03-reparameterize",
+            solution="ae03-solution-reparameterize",
             source="""
                 def reparameterize(mu, logvar, generator=None):
                     eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype)
@@ -104,7 +104,7 @@ PLANTS: dict[str, list[Plant]] = {
     ],
     "04_elbo": [
         Plant(
-            solution="elbo-iwae",
+            solution="ae04-solution-iwae-bound",
             source="""
                 def iwae_bound(x, W, b, s, q_mean, q_scale_tril, K, num_estimates=1000,
                                generator=None):
@@ -114,12 +114,12 @@ PLANTS: dict[str, list[Plant]] = {
                     log_q = MultivariateNormal(q_mean, scale_tril=q_scale_tril).log_prob(z)
                     return (log_joint(x, z, W, b, s) - log_q).mean()
             """,
-            test="elbo-iwae-test",
+            test="ae04-test-iwae-bound",
             points=3,
             what="IWAE that averages the log-weights (the ELBO again) instead of the weights",
         ),
         Plant(
-            solution="elbo-elbo",
+            solution="ae04-solution-elbo-estimate",
             source="""
                 def elbo_estimate(x, W, b, s, q_mean, q_scale_tril, num_samples=1000,
                                   generator=None):
@@ -127,14 +127,14 @@ PLANTS: dict[str, list[Plant]] = {
                     z = q.sample((num_samples,))
                     return (log_joint(x, z, W, b, s) - q.log_prob(z)).mean()
             """,
-            test="elbo-elbo-test",
+            test="ae04-test-elbo-estimate",
             points=3,
             what="ELBO from q.sample(): no reparameterisation, no gradient to q_mean",
         ),
     ],
     "05_anomaly_detection": [
         Plant(
-            solution="hw8-anomaly-scores",
+            solution="ae05-solution-anomaly-scores",
             source="""
                 def anomaly_scores(model, images, batch_size=500):
                     device = next(model.parameters()).device
@@ -146,12 +146,12 @@ PLANTS: dict[str, list[Plant]] = {
                             scores.append(error.pow(2).mean(1).cpu())
                     return torch.cat(scores).double().numpy()
             """,
-            test="hw8-anomaly-scores-test",
+            test="ae05-test-anomaly-scores",
             points=3,
             what="mean squared error per image instead of the sample's sqrt of the summed error",
         ),
         Plant(
-            solution="hw8-roc-auc",
+            solution="ae05-solution-roc-auc",
             source="""
                 def roc_auc(labels, scores):
                     labels, scores = np.asarray(labels), np.asarray(scores, dtype=np.float64)
@@ -160,7 +160,7 @@ PLANTS: dict[str, list[Plant]] = {
                         raise ValueError("the AUC needs both classes")
                     return float((s1[:, None] > s0[None, :]).mean())
             """,
-            test="hw8-roc-auc-test",
+            test="ae05-test-roc-auc",
             points=2,
             what="AUC that counts ties as losses instead of one half",
         ),
@@ -170,7 +170,7 @@ PLANTS: dict[str, list[Plant]] = {
 # Notebook 01's bce_loss loops forever: its test cell must time out and lose its points,
 # and the rest of the batch must still be graded.
 HANGING = Plant(
-    solution="ae01-bce-loss",
+    solution="ae01-solution-bce-loss",
     source="""
         def bce_loss(x_hat, x, eps=1e-7):
             while True:

@@ -183,3 +183,31 @@ def test_boss_prints_one_table_with_the_margin(tmp_path, capsys, monkeypatch):
     task = datasets.load_task("bundled")
     scores = anomaly.read_submission(tmp_path / "prediction.csv", len(task.test_images))
     assert anomaly.roc_auc(task.test_labels, scores) == pytest.approx(metrics["auc"]["boss recipe"])
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "--epochs", "0"], "argument --epochs: expected a int > 0, found '0'"),
+        (["train", "--lr", "-1"], "argument --lr: expected a float > 0, found '-1'"),
+        (["train", "--batch-size", "x"], "argument --batch-size: expected a int > 0"),
+    ],
+)
+def test_bad_numbers_are_usage_errors(capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_unknown_device_gets_one_clear_line(tmp_path, capsys):
+    code, _, err = _run(capsys, "train", "--device", "gpu0", "--out", tmp_path / "x")
+    assert code == 2 and "'gpu0' is not a device name" in err and "Traceback" not in err
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch, tmp_path):
+    def broken(*_args, **_kwargs):
+        raise ValueError("a bug, not bad input")
+
+    monkeypatch.setattr("hw8.datasets.load_task", broken)
+    with pytest.raises(ValueError, match="a bug"):
+        main(["train", "--out", str(tmp_path / "x")])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from hw8.leaderboard import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-RECORD = ROOT / "benchmarks" / "results" / "thresholds.json"
+RECORD = leaderboard.THRESHOLDS_FILE
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +138,7 @@ def test_report_lists_every_level(tmp_path, labels):
     assert "4 / 4" in text
 
 
-def test_thresholds_match_the_recorded_calibration():
+def test_thresholds_follow_the_recorded_calibration_runs():
     record = json.loads(RECORD.read_text())
     assert record["thresholds"] == BUNDLED_THRESHOLDS
     task = record["task"]
@@ -147,3 +148,14 @@ def test_thresholds_match_the_recorded_calibration():
     for level in LEVELS:
         runs = record["levels"][level]["aucs"]
         assert BUNDLED_THRESHOLDS[level] == np.floor(min(runs) * 1e5) / 1e5
+
+
+def test_readme_table_shows_the_recorded_thresholds():
+    readme = (ROOT / "README.md").read_text()
+    for level in LEVELS:
+        row = re.search(rf"^\| {level} \|.*\| ([0-9.]+) \|$", readme, re.MULTILINE)
+        assert row, f"README.md: no table row for the {level} threshold"
+        assert float(row.group(1)) == BUNDLED_THRESHOLDS[level], (
+            f"README.md shows {row.group(1)} for {level}; hw8/data/thresholds.json says "
+            f"{BUNDLED_THRESHOLDS[level]:.5f}: update the README's leaderboard table."
+        )

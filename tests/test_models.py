@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from hw8.models import MODEL_NAMES, SAMPLE_MODEL_NAMES, build_model
+from hw8.models import MODEL_NAMES, SAMPLE_MODEL_NAMES, Autoencoder, build_model
 
 
 def _layers(module, kinds):
@@ -91,3 +91,19 @@ def test_unknown_model_and_bad_shape_are_refused():
         build_model("vgg")
     with pytest.raises(ValueError, match=r"image shape \(64, 64, 3\)"):
         build_model("cnn", (64, 64, 3))
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 64, 64)])
+def test_decode_of_encode_is_the_reconstruction(name, shape):
+    model = build_model(name, shape).eval()
+    x = torch.rand(2, *shape) * 2 - 1
+    with torch.no_grad():
+        code = model.encode(x)
+        assert code.shape[0] == 2 and code.dim() == 2
+        torch.testing.assert_close(model.decode(code), model.reconstruct(x))
+
+
+def test_a_model_without_encode_says_so():
+    with pytest.raises(NotImplementedError, match="must define encode"):
+        Autoencoder((1, 28, 28))(torch.zeros(1, 1, 28, 28))

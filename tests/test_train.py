@@ -133,13 +133,6 @@ def test_bad_hyperparameters_are_refused(small_task):
         _fit(small_task, epochs=0)
 
 
-def test_quick_switch(monkeypatch):
-    monkeypatch.delenv(train.QUICK_ENV, raising=False)
-    assert train.scaled_epochs(30) == 30 and train.quick_slice(5000) == 5000
-    monkeypatch.setenv(train.QUICK_ENV, "1")
-    assert train.scaled_epochs(30) == 1 and train.quick_slice(5000) == 256
-
-
 @cuda
 @pytest.mark.parametrize("amp", [False, True])
 def test_training_on_cuda_matches_cpu_closely(small_task, amp):
