@@ -12,6 +12,15 @@ helpers print one short line, in the style of the cs231n assignments ("relative 
 - :func:`check_on_devices` runs a student's function on every available device (the CPU,
   plus CUDA or Apple MPS when present), checks the output's device, dtype and values
   against an independent reference, and checks that the inputs were not changed in place.
+  It also runs the function on PyTorch's ``meta`` device, where a tensor created on the
+  CPU by mistake meets the input and raises: a hard-coded device loses its points even on
+  a grading machine without a GPU.
+- :func:`forbid` replaces functions an exercise rules out by stubs that raise, while the
+  student's code runs.
+
+Values are read only from plain ``torch.Tensor`` and ``numpy.ndarray`` objects (and
+Python numbers), copied to float64: a subclass or another object with its own ``__eq__``,
+``__bool__`` or ``__array__`` is refused, so it cannot pass for a right answer.
 
 References are always independent of the student's answer: PyTorch's own functions,
 closed forms or statistics written in the test cell, never a copy of the solution.
@@ -23,7 +32,9 @@ to stderr as a failure; so the helpers print to stdout and return nothing.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import types
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -40,6 +51,7 @@ __all__ = [
     "assert_unchanged",
     "check_on_devices",
     "devices_to_check",
+    "forbid",
     "rel_error",
 ]
 
@@ -49,11 +61,24 @@ DEFAULT_TOLERANCE = 1e-5
 # ----------------------------------------------------------------------------- values
 
 
+PLAIN_NUMBERS = (bool, int, float)
+
+
 def _to_numpy(value: Any) -> np.ndarray:
-    """A float64 numpy copy of a tensor, array or number (tensors leave their device)."""
-    if isinstance(value, torch.Tensor):
-        return value.detach().to("cpu", torch.float64).numpy()
-    return np.asarray(value, dtype=np.float64)
+    """A float64 numpy copy of a plain tensor, array or number (tensors leave their device).
+
+    Only exact ``torch.Tensor``, ``numpy.ndarray`` (or numpy scalar) and Python numbers
+    are read: any other object, a tensor subclass included, could rig its comparisons.
+    """
+    kind = type(value)
+    if kind is torch.Tensor:
+        return value.detach().to("cpu", torch.float64).numpy().copy()
+    if kind is np.ndarray or kind in PLAIN_NUMBERS or isinstance(value, np.generic):
+        return np.array(value, dtype=np.float64)
+    raise AssertionError(
+        f"expected a plain torch.Tensor (or a number), but got an object of type "
+        f"{kind.__module__}.{kind.__qualname__}. Return the tensor your torch operations give."
+    )
 
 
 def rel_error(actual: Any, expected: Any) -> float:
@@ -116,7 +141,11 @@ def assert_close(
         raise AssertionError(
             _with_hint(f"{name}: got None instead of a value: did you forget a `return`?", hint)
         )
-    if isinstance(expected, torch.Tensor) and not isinstance(actual, torch.Tensor):
+    try:
+        _to_numpy(actual)  # only plain tensors, arrays and numbers are read
+    except AssertionError as error:
+        raise AssertionError(_with_hint(f"{name}: {error}", hint)) from None
+    if isinstance(expected, torch.Tensor) and type(actual) is not torch.Tensor:
         raise AssertionError(
             _with_hint(
                 f"{name}: expected a torch.Tensor, but got {type(actual).__name__} "
@@ -171,7 +200,12 @@ def assert_in_band(
     fraction of pixels a corruption changed); choose ``tol`` several standard errors wide,
     so that a correct answer fails with negligible probability.
     """
-    number = float(value.item() if isinstance(value, torch.Tensor) else value)
+    values = _to_numpy(value)
+    if values.size != 1:
+        raise AssertionError(
+            _with_hint(f"{name}: expected one number, got shape {values.shape}.", hint)
+        )
+    number = float(values.reshape(()))
     low, high = expected - tol, expected + tol
     if not low <= number <= high:
         raise AssertionError(
@@ -195,7 +229,7 @@ def assert_tensor(
     hint: str | None = None,
 ) -> None:
     """Check that ``value`` is a tensor with the given shape, device and dtype."""
-    if not isinstance(value, torch.Tensor):
+    if type(value) is not torch.Tensor:
         raise AssertionError(
             _with_hint(
                 f"{name}: expected a torch.Tensor, but got {type(value).__name__}"
@@ -269,6 +303,121 @@ def _as_outputs(value: Any) -> tuple:
     return tuple(value) if isinstance(value, tuple | list) else (value,)
 
 
+# ----------------------------------------------------------------------------- forbidden
+
+
+def _refuse(what: str, advice: str) -> Callable:
+    def stub(*_args, **_kwargs):
+        raise AssertionError(f"this exercise must not use {what}: {advice}")
+
+    return stub
+
+
+@contextlib.contextmanager
+def forbid(targets: dict[Any, str], advice: str):
+    """While the block runs, every function or class in ``targets`` raises when used.
+
+    ``targets`` maps the function or class to its name as the student knows it
+    (``{F.mse_loss: "torch.nn.functional.mse_loss"}``); ``advice`` says what to write
+    instead. Functions get a stub body (so names bound earlier, ``from ... import``
+    included, are caught too); classes refuse to be built. Everything is restored after.
+    """
+    saved = []
+    try:
+        for target, what in targets.items():
+            stub = _refuse(what, advice)
+            if isinstance(target, type):
+                saved.append((target, "__init__", target.__dict__.get("__init__")))
+                target.__init__ = stub
+            elif isinstance(target, types.FunctionType):
+                saved.append((target, "__code__", target.__code__))
+                target.__code__ = _stub_code(target, what, advice)
+            else:
+                raise TypeError(f"forbid: cannot forbid {target!r}")
+        yield
+    finally:
+        for target, attribute, original in reversed(saved):
+            if original is None:
+                delattr(target, attribute)
+            else:
+                setattr(target, attribute, original)
+
+
+def _stub_code(function: types.FunctionType, what: str, advice: str) -> types.CodeType:
+    """A code object that raises the refusal, shaped to fit ``function``'s closure."""
+    free = function.__code__.co_freevars
+    message = f"this exercise must not use {what}: {advice}"
+    source = (
+        f"def outer({', '.join(free) or ''}):\n"
+        f"    def stub(*args, **kwargs):\n"
+        f"        {'; '.join(free) + '; ' if free else ''}raise AssertionError({message!r})\n"
+        f"    return stub\n"
+    )
+    namespace: dict = {}
+    exec(compile(source, "<forbidden>", "exec"), namespace)
+    return namespace["outer"](*([None] * len(free))).__code__
+
+
+# ----------------------------------------------------------------------------- the meta device
+
+META = torch.device("meta")
+DEVICE_MISMATCH = (
+    "is not on the expected device",
+    "same device",
+    "device type",
+    "copy out of meta tensor",
+)
+
+
+def _to_meta(value: Any) -> Any:
+    """Inputs for the meta run: tensors moved to ``meta``, generators left out (None)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to(META).requires_grad_(value.requires_grad)
+    if isinstance(value, torch.Generator):
+        return None
+    if isinstance(value, dict):
+        return {key: _to_meta(item) for key, item in value.items()}
+    if isinstance(value, tuple):
+        return tuple(_to_meta(item) for item in value)
+    return value
+
+
+DEVICE_HINT = (
+    "a tensor was created on the CPU while the input was on another device. Create new "
+    "tensors on the input's device: pass device=x.device (and dtype=x.dtype) to "
+    "torch.randn / torch.rand / torch.zeros / torch.full, or use torch.randn_like(x), "
+    "torch.zeros_like(x); never call .cpu() or .cuda() inside the function."
+)
+
+
+def check_on_meta(fn: Callable, inputs: Any, *, name: str, hint: str | None = None) -> bool:
+    """Run ``fn`` on ``meta`` copies of ``inputs``; fail on a device bug.
+
+    PyTorch's ``meta`` device holds shapes without values, on any machine: a tensor made
+    on the CPU by mistake meets the ``meta`` input and PyTorch raises, or the output comes
+    back off ``meta``. Other errors say nothing about devices (a ``meta`` tensor has no
+    values to print or compare) and are ignored. Returns True when the run was conclusive.
+    """
+    where = f"{name} on a second device (PyTorch's meta device)"
+    try:
+        output = _call(fn, _to_meta(inputs))
+    except (RuntimeError, NotImplementedError, TypeError, ValueError, IndexError) as error:
+        text = str(error)
+        if "meta" in text and any(key in text for key in DEVICE_MISMATCH):
+            raise AssertionError(_with_hint(f"{where}: {DEVICE_HINT}", hint)) from None
+        return False
+    for index, out in enumerate(_as_outputs(output)):
+        if isinstance(out, torch.Tensor) and out.device != META:
+            label = where if index == 0 else f"{where}, output {index}"
+            raise AssertionError(
+                _with_hint(f"{label}: the result came back on {out.device}; {DEVICE_HINT}", hint)
+            )
+    return True
+
+
+# ----------------------------------------------------------------------------- every device
+
+
 def check_on_devices(
     fn: Callable,
     make_inputs: Callable[..., Any],
@@ -280,6 +429,9 @@ def check_on_devices(
     dtypes: Iterable[torch.dtype] = (torch.float32,),
     tol: float = DEFAULT_TOLERANCE,
     devices: Iterable[torch.device | str] | None = None,
+    forbidden: dict[Any, str] | None = None,
+    advice: str = "compute it with basic torch operations.",
+    meta: bool = True,
     hint: str | None = None,
     verbose: bool = True,
 ) -> None:
@@ -289,13 +441,16 @@ def check_on_devices(
     arguments, a dict of keyword arguments, or a single tensor). For each device and dtype:
 
     - the inputs must come back unchanged (no in-place edits);
-    - every tensor output must be on that device, with the dtype of the reference's output
-      (or of the first input tensor when there is no reference);
+    - every tensor output must be a plain tensor on that device, with the dtype of the
+      reference's output (or of the first input tensor when there is no reference);
     - with ``reference``, the outputs must match ``reference(*inputs)`` to ``tol``;
     - with ``check``, ``check(output, *inputs)`` (or ``check(output, **inputs)``) runs
       the test cell's own assertions (statistics, for random functions);
     - deterministic results (with a reference) must agree across devices.
 
+    ``forbidden`` (see :func:`forbid`) lists functions ``fn`` must not call, with
+    ``advice``. With ``meta`` (the default), ``fn`` also runs on PyTorch's ``meta`` device
+    (:func:`check_on_meta`), so a hard-coded device fails on a CPU-only machine too.
     float64 is skipped on MPS, which does not support it. Returns None.
     """
     devices = [torch.device(d) for d in (devices or devices_to_check())]
@@ -307,7 +462,8 @@ def check_on_devices(
             where = f"{name} on {device.type} ({str(dtype).replace('torch.', '')})"
             inputs = make_inputs(device, dtype)
             originals = [t.detach().clone() for t in _tensors(inputs)]
-            output = _call(fn, inputs)
+            with forbid(forbidden or {}, advice):
+                output = _call(fn, inputs)
             for before, after in zip(originals, _tensors(inputs), strict=True):
                 assert_unchanged(before, after, name=where)
             outputs = _as_outputs(output)
@@ -375,3 +531,9 @@ def check_on_devices(
                 if check is not None:
                     found.append("checks passed")
                 print(f"OK  {where}: {', '.join(found)}")
+    if meta:
+        inputs = make_inputs(torch.device("cpu"), next(iter(dtypes)))
+        with forbid(forbidden or {}, advice):
+            conclusive = check_on_meta(fn, inputs, name=name, hint=hint)
+        if verbose and conclusive:
+            print(f"OK  {name} on the meta device: every tensor stays on the input's device")

@@ -111,8 +111,10 @@ def test_check_on_devices_accepts_a_right_answer_on_every_device(capsys):
         dtypes=(torch.float32, torch.float64),
     )
     out = capsys.readouterr().out
-    assert out.count("OK  mse on ") == 2 * len(grading.devices_to_check())
+    lines = [line for line in out.splitlines() if "right device and dtype" in line]
+    assert len(lines) == 2 * len(grading.devices_to_check())
     assert "OK  mse on cpu (float64): right device and dtype, values match F.mse_loss" in out
+    assert "OK  mse on the meta device: every tensor stays on the input's device" in out
 
 
 @pytest.mark.parametrize(
@@ -201,3 +203,117 @@ def test_checks_return_none_so_nbgrader_gives_full_credit():
     assert grading.assert_tensor(x, name="x") is None
     result = grading.check_on_devices(torch.neg, lambda d, t: x.to(d, t), name="neg", verbose=False)
     assert result is None
+
+
+# ----------------------------------------------------------------------------- meta device
+
+
+def noise_inputs(device, dtype):
+    return {
+        "x": torch.zeros(50, device=device, dtype=dtype),
+        "generator": torch.Generator(device=device).manual_seed(0),
+    }
+
+
+def test_a_hard_coded_device_fails_on_a_cpu_only_machine():
+    def no_device(x, generator=None):  # right on the CPU, crashes on a GPU
+        return x + torch.randn(x.shape, generator=generator, dtype=x.dtype)
+
+    with pytest.raises(AssertionError, match="device=x.device") as info:
+        grading.check_on_devices(no_device, noise_inputs, name="noise", verbose=False)
+    assert "meta device" in str(info.value)
+
+
+def test_a_result_moved_to_the_cpu_fails_on_the_meta_device():
+    with pytest.raises(AssertionError, match="meta device"):
+        grading.check_on_devices(
+            lambda x, generator=None: (x + 1).cpu(), noise_inputs, name="f", verbose=False
+        )
+
+
+@pytest.mark.parametrize(
+    "right",
+    [
+        lambda x, generator=None: x + torch.randn_like(x),
+        lambda x, generator=None: (
+            x + torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        ),
+        lambda x, generator=None: x + x.new_zeros(x.shape).normal_(generator=generator),
+        lambda x, generator=None: x * float(torch.ones(1).item()),  # a CPU scalar is fine
+    ],
+    ids=["randn_like", "device=", "new_zeros", "item"],
+)
+def test_right_answers_pass_the_meta_run(right):
+    grading.check_on_devices(right, noise_inputs, name="noise", verbose=False)
+
+
+def test_a_function_that_reads_values_is_not_failed_on_meta(capsys):
+    def reads_values(x, generator=None):
+        scale = x.abs().max().item() + 1.0  # impossible on meta: inconclusive, not wrong
+        return x * scale
+
+    grading.check_on_devices(reads_values, noise_inputs, name="f")
+    assert "meta device" not in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- forbid and tricks
+
+
+def test_forbid_catches_names_bound_before_and_restores_them():
+    from torch.nn.functional import mse_loss as bound_early
+
+    def student(a, b):
+        return bound_early(a, b)
+
+    with pytest.raises(AssertionError, match="must not use torch.nn.functional.mse_loss"):
+        grading.check_on_devices(
+            student,
+            make_pair,
+            name="mse",
+            reference=F.mse_loss,
+            forbidden={F.mse_loss: "torch.nn.functional.mse_loss"},
+        )
+    a, b = make_pair("cpu", torch.float32)
+    assert torch.equal(bound_early(a, b), F.mse_loss(a, b))  # restored
+
+
+def test_forbid_refuses_classes_and_restores_them():
+    from torch.distributions import Normal
+
+    with pytest.raises(AssertionError, match="must not use torch.distributions.Normal"):
+        with grading.forbid({Normal: "torch.distributions.Normal"}, "write the formula"):
+            Normal(0.0, 1.0)
+    assert Normal(0.0, 1.0).mean == 0.0
+
+
+class Rigged(torch.Tensor):
+    """A tensor that says it equals everything."""
+
+    def __eq__(self, other):
+        return True
+
+    __bool__ = lambda self: True  # noqa: E731
+
+
+class Lying:
+    def __array__(self, dtype=None, copy=None):
+        return np.zeros(3)
+
+    def __eq__(self, other):
+        return True
+
+
+@pytest.mark.parametrize(
+    "cheat",
+    [lambda a, b: torch.zeros(()).as_subclass(Rigged), lambda a, b: Lying()],
+    ids=["tensor-subclass", "array-protocol"],
+)
+def test_rigged_objects_do_not_pass_for_results(cheat):
+    with pytest.raises(AssertionError, match="torch.Tensor"):
+        grading.check_on_devices(
+            cheat, make_pair, name="mse", reference=F.mse_loss, meta=False, verbose=False
+        )
+    with pytest.raises(AssertionError, match="torch.Tensor"):
+        grading.assert_close(cheat(None, None), np.zeros(3))
+    with pytest.raises(AssertionError):
+        grading.assert_in_band(cheat(None, None), 0.0, 1.0, name="v")

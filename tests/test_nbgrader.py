@@ -245,12 +245,17 @@ def test_every_notebook_registers_a_planted_mistake():
     assert not missing, f"register planted mistakes in tests/nbgrader_plants.py for {missing}"
 
 
-def test_release_holds_the_notebooks_and_nothing_else(course):
+def test_release_holds_the_notebooks_and_their_figures_and_nothing_else(course):
     """Stray files in notebooks/hw8 (a prediction.csv left by running a source notebook
     in place, say) would be handed out, and autograde would copy them over every student's
-    own files."""
-    released = sorted(path.name for path in (course / "release" / ASSIGNMENT).rglob("*"))
-    assert released == [f"{name}.ipynb" for name in NOTEBOOKS]
+    own files. The figures the notebooks link (assets/) must travel with them."""
+    release = course / "release" / ASSIGNMENT
+    released = sorted(str(path.relative_to(release)) for path in release.rglob("*"))
+    figures = sorted(f"assets/{path.name}" for path in (SOURCE_DIR / "assets").glob("*.png"))
+    assert released == sorted(["assets", *figures, *(f"{name}.ipynb" for name in NOTEBOOKS)])
+    for name in NOTEBOOKS:
+        for link in re.findall(r"\]\((assets/[^)]+)\)", (release / f"{name}.ipynb").read_text()):
+            assert (release / link).is_file(), f"{name} links {link}, which is not released"
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
