@@ -19,6 +19,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.distributions import Normal, kl_divergence
 
 HW8_SHAPE = (3, 64, 64)
 
@@ -163,6 +164,17 @@ class SampleCNN(Autoencoder):
         return crop(self.decoder(self.encoder(pad_to_multiple(x))), self.image_shape)
 
 
+def posterior(mu: torch.Tensor, logvar: torch.Tensor) -> Normal:
+    """q(z | x) = N(mu, exp(logvar)), element by element, as a torch distribution."""
+    return Normal(mu, torch.exp(0.5 * logvar))
+
+
+def kl_to_prior(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(q(z | x) || N(0, 1)) of every element, by ``torch.distributions``."""
+    prior = Normal(torch.zeros_like(mu), torch.ones_like(mu))
+    return kl_divergence(posterior(mu, logvar), prior)
+
+
 class SampleVAE(Autoencoder):
     """The course sample vae, flaws included.
 
@@ -205,7 +217,7 @@ class SampleVAE(Autoencoder):
     def forward(self, x):
         """Sample z with the reparameterization trick; return (x_hat, mu, logvar)."""
         mu, logvar = self.encode_distribution(x)
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        z = posterior(mu, logvar).rsample()
         return crop(self.decoder(z), self.image_shape), mu, logvar
 
     def reconstruct(self, x):
@@ -216,8 +228,7 @@ class SampleVAE(Autoencoder):
     def loss(self, x):
         """The sample's loss: MSE (mean) + KL summed over every element of the batch."""
         x_hat, mu, logvar = self.forward(x)
-        kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
-        return F.mse_loss(x_hat, x) + kl
+        return F.mse_loss(x_hat, x) + kl_to_prior(mu, logvar).sum()
 
 
 # ----------------------------------------------------------------------------- stronger
@@ -354,8 +365,7 @@ class ConvVAE(Autoencoder):
     def forward(self, x):
         """Sample z with the reparameterization trick; return (x_hat, mu, logvar)."""
         mu, logvar = self.encode_distribution(x)
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-        return self.backbone.decode(z), mu, logvar
+        return self.backbone.decode(posterior(mu, logvar).rsample()), mu, logvar
 
     def reconstruct(self, x):
         """Decode the posterior mean (no sampling)."""
@@ -364,9 +374,8 @@ class ConvVAE(Autoencoder):
     def loss(self, x):
         """Negative ELBO per image (Gaussian decoder, unit variance), batch mean."""
         x_hat, mu, logvar = self.forward(x)
-        reconstruction = 0.5 * (x_hat - x).pow(2).flatten(1).sum(1)
-        kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)
-        return (reconstruction + kl).mean()
+        reconstruction = 0.5 * F.mse_loss(x_hat, x, reduction="none").flatten(1).sum(1)
+        return (reconstruction + kl_to_prior(mu, logvar).flatten(1).sum(1)).mean()
 
 
 MODELS = {cls.name: cls for cls in (SampleFCN, SampleCNN, SampleVAE, WideFCN, ResNetAE, ConvVAE)}

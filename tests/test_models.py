@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -107,3 +109,23 @@ def test_decode_of_encode_is_the_reconstruction(name, shape):
 def test_a_model_without_encode_says_so():
     with pytest.raises(NotImplementedError, match="must define encode"):
         Autoencoder((1, 28, 28))(torch.zeros(1, 1, 28, 28))
+
+
+def test_kl_to_prior_is_the_closed_form():
+    from hw8.models import kl_to_prior
+
+    mu = torch.tensor([[1.0, -2.0]], dtype=torch.float64)
+    logvar = torch.tensor([[math.log(4.0), 0.0]], dtype=torch.float64)
+    expected = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)
+    torch.testing.assert_close(kl_to_prior(mu, logvar), expected)
+
+
+def test_the_sample_vae_loss_is_mse_plus_the_kl_summed_over_the_batch():
+    model = build_model("vae", (1, 28, 28))
+    x = torch.rand(3, 1, 28, 28) * 2 - 1
+    torch.manual_seed(0)
+    loss = model.loss(x)
+    torch.manual_seed(0)
+    x_hat, mu, logvar = model(x)
+    closed_form = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+    torch.testing.assert_close(loss, ((x_hat - x) ** 2).mean() + closed_form)
