@@ -8,6 +8,19 @@ submitted/<student>/hw8/, and autograde, feedback and export work from there.
 
 import os
 
+from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import (
+    AssignLatePenalties,
+    CheckCellMetadata,
+    Execute,
+    GetGrades,
+    IgnorePattern,
+    LimitOutput,
+    SaveAutoGrades,
+)
+
+from hw8.course.preprocessors import HideHiddenTests, Recheck
+
 c = get_config()  # noqa: F821 - provided by nbgrader when it reads this file
 
 c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
@@ -43,3 +56,20 @@ c.ClearSolutions.enforce_metadata = True
 # Autograde copies every non-notebook file of the source folder over each submission; a
 # student's own outputs must never be replaced by the instructor's copies.
 c.Autograde.exclude_overwriting = {"hw8": ["prediction.csv", "leaderboard_scores.csv"]}
+
+# Two steps of the course's own (hw8/course/preprocessors.py):
+# - autograde: after the kernel run, every test cell runs again in a fresh process where
+#   student code cannot switch the checks off (the re-check); a test that fails there loses
+#   its points, one that passed there keeps the kernel's verdict;
+# - feedback: students see which test failed and its message, never the hidden tests' code.
+c.Autograde.autograde_preprocessors = [
+    Execute,
+    Recheck,
+    IgnorePattern,
+    ClearMetadataPreprocessor,
+    LimitOutput,
+    SaveAutoGrades,
+    AssignLatePenalties,
+    CheckCellMetadata,
+]
+c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]

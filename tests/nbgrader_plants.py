@@ -77,6 +77,19 @@ PLANTS: dict[str, list[Plant]] = {
             points=2,
             what="drops elements but forgets to rescale the survivors by 1 / (1 - p)",
         ),
+        Plant(
+            solution="ae02-solution-salt-and-pepper",
+            source="""
+                def salt_and_pepper(x, amount=0.2, low=-1.0, high=1.0, generator=None):
+                    u = torch.rand(x.shape, generator=generator, dtype=x.dtype)
+                    out = torch.where(u < amount, torch.full_like(x, high), x)
+                    return torch.where(u < amount / 2, torch.full_like(x, low), out)
+            """,
+            test="ae02-test-salt-and-pepper",
+            points=2,
+            what="draws on the CPU whatever x's device (no device=): right on a CPU, "
+            "a crash on a GPU; caught on the meta device",
+        ),
     ],
     "03_variational_autoencoder": [
         Plant(

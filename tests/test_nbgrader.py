@@ -14,7 +14,14 @@ Submissions (all graded in one autograde call, except the hanging one):
 - ``wrong``: every planted mistake of every notebook at once: exactly their points lost;
 - ``tampered``: a wrong mse_loss plus an edited locked test cell: the original test runs;
 - ``hanging``: an endless loop, graded with a short cell timeout: that cell times out, the
-  other cells are graded.
+  other cells are graded;
+- ``different-a``, ``different-b``: correct answers written differently from the model
+  solutions (tests/nbgrader_variants.py): full marks;
+- ``trick-*``: a planted mistake plus code that tries to fool the tests: no more points
+  than the mistake alone (the kernel that ends itself is graded in a call of its own).
+
+The feedback the students receive names the failed test cells and their messages, and
+holds no hidden test code.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from __future__ import annotations
 import ast
 import csv
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -44,17 +52,16 @@ ASSIGNMENT = "hw8"
 HANGING_TIMEOUT_S = 20  # the cell timeout for the hanging submission only
 
 
-def _load_plants():
-    spec = importlib.util.spec_from_file_location(
-        "nbgrader_plants", Path(__file__).with_name("nbgrader_plants.py")
-    )
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("nbgrader_plants", module)
+    sys.modules.setdefault(name, module)
     spec.loader.exec_module(module)
-    return module
+    return sys.modules[name]
 
 
-plants = _load_plants()
+plants = _load("nbgrader_plants")
+variants = _load("nbgrader_variants")
 NOTEBOOKS = sorted(path.stem for path in SOURCE_DIR.glob("*.ipynb"))
 PLANT_CASES = [
     (name, index) for name in NOTEBOOKS for index in range(len(plants.PLANTS.get(name, [])))
@@ -75,7 +82,7 @@ def with_environment_bin(path: str | None) -> str:
     return os.pathsep.join(filter(None, [str(Path(sys.executable).parent), path]))
 
 
-def run_nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
+def run_nbgrader(course: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     """Run one nbgrader app in the course folder, short training, this checkout importable."""
     env = dict(os.environ, HW8_QUICK="1", HW8_DEVICE="cpu")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
@@ -88,7 +95,7 @@ def run_nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
         text=True,
         timeout=1200,
     )
-    assert result.returncode == 0, (
+    assert result.returncode == 0 or not check, (
         f"`nbgrader {' '.join(args)}` failed ({result.returncode}):\n"
         f"{result.stdout[-4000:]}\n{result.stderr[-8000:]}"
     )
@@ -114,6 +121,18 @@ def with_plants(nb, *planted):
     nb = nbformat.from_dict(nb)
     for plant in planted:
         cell_by_id(nb, plant.solution).source = plant.source
+    return nb
+
+
+def with_variants(nb, *variants_):
+    """A copy of ``nb`` with each variant's solution source, and its extra cell after it."""
+    nb = nbformat.from_dict(json.loads(json.dumps(nb)))
+    for variant in variants_:
+        cell = cell_by_id(nb, variant.solution)
+        cell.source = variant.source
+        if variant.cell:
+            added = nbformat.v4.new_code_cell(variant.cell)  # a cell of the student's own
+            nb.cells.insert(nb.cells.index(cell) + 1, added)
     return nb
 
 
@@ -197,9 +216,9 @@ def course(tmp_path_factory, request):
     )
     times = {}
 
-    def timed(label, *args):
+    def timed(label, *args, check=True):
         start = time.perf_counter()
-        result = run_nbgrader(course, *args)
+        result = run_nbgrader(course, *args, check=check)
         times[label] = time.perf_counter() - start
         return result
 
@@ -217,6 +236,13 @@ def course(tmp_path_factory, request):
     submit(course, "tampered", {plants.TAMPERED_NOTEBOOK: tampered})
     hanging = with_plants(source[plants.HANGING_NOTEBOOK], plants.HANGING)
     submit(course, "hanging", {plants.HANGING_NOTEBOOK: hanging})
+    for label, alternatives in variants.ALTERNATIVES.items():
+        different = {
+            name: with_variants(source[name], *alts) for name, alts in alternatives.items()
+        }
+        submit(course, f"different-{label}", different)
+    for label, (name, _plant, trick) in variants.TRICKS.items():
+        submit(course, f"trick-{label}", {name: with_variants(source[name], trick)})
 
     # the hanging student first, with a short cell timeout; the batch call then skips it
     timed(
@@ -227,6 +253,9 @@ def course(tmp_path_factory, request):
         f"--Execute.timeout={HANGING_TIMEOUT_S}",
     )
     timed("autograde (all others)", "autograde", ASSIGNMENT)
+    name, _plant, trick = variants.EXIT_TRICK  # after the batch, which it would make fail
+    submit(course, "exit", {name: with_variants(source[name], trick)})
+    timed("autograde (ends its kernel)", "autograde", ASSIGNMENT, "--student=exit", check=False)
     timed("generate_feedback", "generate_feedback", ASSIGNMENT)
     timed("export", "export")
 
@@ -387,6 +416,65 @@ def test_edited_locked_test_cell_is_replaced_by_the_original(course):
     executed = read(course / "autograded" / "tampered" / ASSIGNMENT / f"{name}.ipynb")
     original = cell_by_id(read(SOURCE_DIR / f"{name}.ipynb"), plant.test).source
     assert cell_by_id(executed, plant.test).source == original
+
+
+@pytest.mark.parametrize("label", sorted(variants.ALTERNATIVES))
+def test_correct_but_different_answers_get_full_marks(course, label):
+    scores = autograded_scores(course, f"different-{label}")
+    assert sorted(scores) == sorted(variants.ALTERNATIVES[label])
+    for name, grades in scores.items():
+        lost = {gid: s for gid, s in grades.items() if s[0] != s[1]}
+        assert not lost, f"{name}: a correct alternative answer lost points: {lost}"
+
+
+def test_every_notebook_has_two_alternative_answers():
+    for name in NOTEBOOKS:
+        count = sum(len(alts.get(name, [])) for alts in variants.ALTERNATIVES.values())
+        assert count >= 2 or name == "05_anomaly_detection", f"{name}: {count} alternatives"
+
+
+def _total(grades: dict) -> tuple[float, float]:
+    return sum(s[0] for s in grades.values()), sum(s[1] for s in grades.values())
+
+
+@pytest.mark.parametrize("label", sorted(variants.TRICKS))
+def test_a_trick_buys_nothing(course, label):
+    name, plant, trick = variants.TRICKS[label]
+    score, maximum = _total(autograded_scores(course, f"trick-{label}")[name])
+    assert score <= maximum - plant.points, (
+        f"{trick.what}: scored {score} of {maximum}; the mistake alone scores "
+        f"{maximum - plant.points}"
+    )
+
+
+def test_ending_the_kernel_buys_nothing(course):
+    name, plant, trick = variants.EXIT_TRICK
+    scores = autograded_scores(course, "exit").get(name, {})
+    score, maximum = _total(scores)
+    assert score <= maximum - plant.points, f"{trick.what}: scored {score} of {maximum}"
+
+
+def test_feedback_names_the_failed_test_but_hides_hidden_tests(course):
+    for name in NOTEBOOKS:
+        html = (course / "feedback" / "wrong" / ASSIGNMENT / f"{name}.html").read_text()
+        secret, public = secret_lines(read(SOURCE_DIR / f"{name}.ipynb"))
+        hidden = {line for line in secret if len(line) > 12 and line not in public}
+        text = html_text(html)
+        leaked = sorted(line for line in hidden if line in text)
+        assert not leaked, f"{name}: hidden test code in the feedback: {leaked[:5]}"
+        assert "HIDDEN TESTS ###" not in text.replace("### BEGIN HIDDEN", "")
+        assert "BEGIN HIDDEN TESTS" not in text
+    text = html_text(
+        (course / "feedback" / "wrong" / ASSIGNMENT / f"{NOTEBOOKS[0]}.html").read_text()
+    )
+    assert "mse_loss(x_hat, x) on cpu (float32): the values are wrong" in text
+
+
+def html_text(html: str) -> str:
+    """The text of an HTML page, entities decoded, tags removed (good enough to search)."""
+    import html as html_module
+
+    return html_module.unescape(re.sub(r"<[^>]+>", "", html))
 
 
 def test_feedback_and_export(course):

@@ -1,0 +1,334 @@
+"""The grader's re-check: every test cell run again, outside the student's kernel.
+
+``nbgrader autograde`` runs a submission in a Jupyter kernel, and there the student's code
+shares the process with the test cells: a student cell can replace ``hw8.grading``'s
+checks, torch or numpy functions, or IPython's error display, and a test then passes that
+should fail. So after the kernel run, :class:`Recheck` (an autograde preprocessor, set in
+``nbgrader_config.py``) runs the notebook once more in a fresh Python process
+(``python -m hw8.course.recheck``), where:
+
+1. before any student code, the runner records the modules and classes the tests use
+   (``builtins``, ``math``, ``numpy``, ``torch`` and its ``nn.functional``, ``Tensor``,
+   ``distributions``, and every ``hw8`` module: their attributes and the code of their
+   Python functions) and the names the locked cells define;
+2. student code (solution cells, the free cell, any cell the student added) runs as in the
+   kernel, but each time it finishes (its cell ends, or a function the student wrote
+   returns to the tests' code) everything recorded is put back as it was;
+3. the test cells run as written. A test cell that fails here loses its points even if it
+   passed in the kernel; one that fails in the kernel stays failed. The re-check never
+   adds points, and the kernel's output (what the student reads) is kept.
+
+Each verdict carries a one-time token the runner reads before any student code runs. A
+kernel cannot be a sandbox: code written to read the runner's memory (frames, ``gc``) or
+to patch C extensions can still cheat; ``hw8.course.scan`` flags such code for a person.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import types
+from pathlib import Path
+
+import nbformat
+
+GUARDED_MODULES = (
+    "builtins",
+    "math",
+    "sys",
+    "numpy",
+    "torch",
+    "torch.nn",
+    "torch.nn.functional",
+    "torch.distributions",
+    "torch.distributions.kl",
+    "torch.linalg",
+    "torch.testing",
+    "sklearn.metrics",
+)
+SKIP_TAG = "skip-recheck"
+STUDENT = "<student"
+
+
+# ----------------------------------------------------------------------------- the guard
+
+
+class Guard:
+    """Records the state student code could tamper with, and puts it back on demand."""
+
+    def __init__(self, namespace: dict):
+        self.namespace = namespace
+        self.modules = [sys.modules[name] for name in self._guarded_names()]
+        self.classes = [cls for cls in self._guarded_classes() if _mutable(cls)]
+        self.saved_modules = {name: sys.modules[name] for name in self._guarded_names()}
+        self.attributes = [(owner, dict(vars(owner))) for owner in self.modules + self.classes]
+        self.codes = [
+            (function, function.__code__, function.__defaults__, function.__kwdefaults__)
+            for _owner, values in self.attributes
+            for function in values.values()
+            if isinstance(function, types.FunctionType)
+        ]
+        self.locked: dict = {}
+        self.profile = None
+
+    @staticmethod
+    def _guarded_names() -> list[str]:
+        names = [name for name in GUARDED_MODULES if name in sys.modules]
+        return names + sorted(name for name in sys.modules if name.split(".")[0] == "hw8")
+
+    @staticmethod
+    def _guarded_classes() -> list[type]:
+        import numpy as np
+        import torch
+
+        return [torch.Tensor, torch.nn.Module, torch.nn.Parameter, np.ndarray]
+
+    def lock_names(self) -> None:
+        """Record the notebook's names that instructor code (not student code) defined."""
+        for name, value in self.namespace.items():
+            if not _from_student(value):
+                self.locked[name] = value
+
+    def restore(self) -> None:
+        """Put back every recorded module, attribute, function body and locked name."""
+        self.restore_modules()
+        self.namespace.update(self.locked)
+        sys.setprofile(self.profile)
+
+    def restore_modules(self) -> None:
+        """Put back the recorded modules, their attributes and their functions' code."""
+        sys.modules.update(self.saved_modules)
+        for owner, values in self.attributes:
+            current = vars(owner)
+            for name in [n for n in current if n not in values and not n.startswith("__")]:
+                _delete(owner, name)
+            for name, value in values.items():
+                if current.get(name, _MISSING) is not value:
+                    _assign(owner, name, value)
+        for function, code, defaults, kwdefaults in self.codes:
+            if function.__code__ is not code:
+                function.__code__ = code
+            function.__defaults__, function.__kwdefaults__ = defaults, kwdefaults
+
+    def install(self) -> None:
+        """Undo what student code changed, each time it returns to the course's code.
+
+        On entering student code from course code the locked names are noted; on the way
+        back the modules are restored and the locked names put back as they were at entry
+        (so a test cell's own names survive, and a student's ``global grading`` does not).
+        """
+        entries: list[dict] = []
+
+        def profile(frame, event, _arg):
+            if event not in ("call", "return") or not _is_student(frame.f_code):
+                return
+            if frame.f_back is not None and _is_student(frame.f_back.f_code):
+                return
+            if event == "call":
+                entries.append({name: self.namespace.get(name, _MISSING) for name in self.locked})
+                return
+            self.restore_modules()
+            for name, value in (entries.pop() if entries else {}).items():
+                if value is _MISSING:
+                    self.namespace.pop(name, None)
+                else:
+                    self.namespace[name] = value
+            sys.setprofile(profile)
+
+        self.profile = profile
+        sys.setprofile(profile)
+
+    def intact(self) -> bool:
+        """True while the runner's own hook is still in place."""
+        return sys.getprofile() is self.profile
+
+
+_MISSING = object()
+
+
+def _mutable(cls: type) -> bool:
+    try:
+        cls.__hw8_probe__ = None
+        delattr(cls, "__hw8_probe__")
+    except TypeError:
+        return False
+    return True
+
+
+def _assign(owner, name, value) -> None:
+    try:
+        setattr(owner, name, value)
+    except (AttributeError, TypeError):
+        pass
+
+
+def _delete(owner, name) -> None:
+    try:
+        delattr(owner, name)
+    except (AttributeError, TypeError):
+        pass
+
+
+def _is_student(code) -> bool:
+    return code.co_filename.startswith(STUDENT)
+
+
+def _from_student(value) -> bool:
+    code = getattr(value, "__code__", None)
+    if code is None and isinstance(value, type):
+        code = next(
+            (f.__code__ for f in vars(value).values() if isinstance(f, types.FunctionType)),
+            None,
+        )
+    return code is not None and code.co_filename.startswith(STUDENT)
+
+
+# ----------------------------------------------------------------------------- the runner
+
+
+class CellTimeout(BaseException):
+    """A cell ran past its time limit (raised by the alarm, like a kernel interrupt)."""
+
+
+def _alarm(_signum, _frame):
+    raise CellTimeout()
+
+
+def cell_role(cell) -> str:
+    """test, locked (instructor code), skip, or student."""
+    meta = cell.metadata.get("nbgrader", {})
+    if meta.get("grade") and not meta.get("solution"):
+        return "test"
+    if meta.get("locked"):
+        return "skip" if SKIP_TAG in cell.metadata.get("tags", []) else "locked"
+    return "student"
+
+
+def run_notebook(nb, cell_timeout: int, emit) -> None:
+    """Run every code cell under the guard; ``emit(grade_id, ok, message)`` per test cell."""
+    import builtins
+    import importlib
+
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.display import display
+
+    shell = InteractiveShell.instance()
+    builtins.get_ipython, builtins.display = shell.get_ipython, display
+    for name in GUARDED_MODULES:
+        importlib.import_module(name)
+    namespace = shell.user_ns
+    signal.signal(signal.SIGALRM, _alarm)
+    guard = None
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        role = cell_role(cell)
+        if role == "skip":
+            continue
+        label = cell.get("id", "cell")
+        kind = STUDENT if role == "student" else "<course"
+        try:
+            code = compile(shell.transform_cell(cell.source), f"{kind}:{label}>", "exec")
+        except SyntaxError as error:
+            if role == "test":
+                emit(cell.metadata["nbgrader"]["grade_id"], False, f"SyntaxError: {error}")
+            continue
+        if guard is None and role != "locked":
+            guard = Guard(namespace)
+            guard.lock_names()
+            guard.install()
+        if guard is not None and role != "student":
+            guard.restore()
+        error = _run(code, namespace, cell_timeout)
+        if guard is not None and role == "student":
+            guard.restore()
+        if role == "test":
+            if error is None and guard is not None and not guard.intact():
+                error = "the grader's checks were switched off by the code under test"
+            emit(cell.metadata["nbgrader"]["grade_id"], error is None, error or "")
+        if guard is not None and role != "student":
+            guard.lock_names()
+
+
+def _run(code, namespace: dict, cell_timeout: int) -> str | None:
+    """Execute one cell; None when it succeeded, else the error in one line."""
+    signal.alarm(cell_timeout)
+    try:
+        exec(code, namespace)
+    except CellTimeout:
+        return f"the cell ran past its time limit of {cell_timeout} s"
+    except BaseException as error:  # SystemExit and KeyboardInterrupt included
+        return f"{type(error).__name__}: {error}"
+    finally:
+        signal.alarm(0)
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m hw8.course.recheck NOTEBOOK CELL_TIMEOUT``, the token on stdin."""
+    path, cell_timeout = (argv or sys.argv[1:])[:2]
+    token = sys.stdin.readline().strip()
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
+    os.environ.setdefault("MPLBACKEND", "Agg")
+
+    def emit(grade_id: str, ok: bool, message: str) -> None:
+        out.write(f"{token} {json.dumps([grade_id, ok, message])}\n")
+
+    nb = nbformat.read(path, as_version=4)
+    run_notebook(nb, int(cell_timeout), emit)
+    out.write(f"{token} done\n")
+    out.flush()
+    os._exit(0)  # no student finaliser runs after the verdicts
+
+
+# ----------------------------------------------------------------------------- the grader's side
+
+
+def recheck(nb, folder: Path | str, cell_timeout: int, total_timeout: int) -> dict[str, str]:
+    """Run the re-check of ``nb`` in ``folder``; the grade ids it did not confirm, with why."""
+    token = secrets.token_hex(16)
+    tests = [
+        cell.metadata["nbgrader"]["grade_id"] for cell in nb.cells if cell_role(cell) == "test"
+    ]
+    with tempfile.TemporaryDirectory() as scratch:
+        source = Path(scratch) / "notebook.ipynb"
+        clean = nbformat.from_dict(nb)
+        for cell in clean.cells:
+            if cell.cell_type == "code":
+                cell.outputs, cell.execution_count = [], None
+        nbformat.write(clean, source)
+        command = [sys.executable, "-m", "hw8.course.recheck", str(source), str(cell_timeout)]
+        try:
+            result = subprocess.run(
+                command,
+                input=token + "\n",
+                cwd=folder,
+                capture_output=True,
+                text=True,
+                timeout=total_timeout,
+            )
+            stdout = result.stdout
+        except subprocess.TimeoutExpired as error:
+            stdout = (error.stdout or b"").decode() if isinstance(error.stdout, bytes) else ""
+    confirmed, failures = set(), {}
+    for line in stdout.splitlines():
+        if not line.startswith(token + " ["):
+            continue
+        grade_id, ok, message = json.loads(line[len(token) + 1 :])
+        if ok:
+            confirmed.add(grade_id)
+        else:
+            failures[grade_id] = message
+    for grade_id in tests:
+        if grade_id not in confirmed and grade_id not in failures:
+            failures[grade_id] = "the re-check did not reach this cell (it stopped or timed out)"
+    return failures
+
+
+if __name__ == "__main__":
+    sys.exit(main())

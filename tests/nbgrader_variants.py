@@ -1,0 +1,486 @@
+"""Submissions that test the grader's fairness (tests/test_nbgrader.py).
+
+- ``ALTERNATIVES``: correct answers written differently from the model solutions (another
+  formula, a reused activation module, another valid way to draw random numbers on the
+  input's device). Two sets, ``"a"`` and ``"b"``, each handed in as one submission: every
+  autograded cell must get full marks.
+- ``TRICKS``: a planted wrong answer plus code that tries to fool the tests (patching
+  ``hw8.grading``, numpy or torch, a rigged result object, silencing IPython's error
+  display, rebinding the notebook's names, switching the re-check off, ending the kernel).
+  A submission with a trick must score no more than the same wrong answer without it.
+
+Each entry replaces the whole source of one solution cell; a trick may also add a cell
+right after it (``cell``), as a student can.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+
+from nbgrader_plants import PLANTS, Plant
+
+
+@dataclass(frozen=True)
+class Variant:
+    """Replace solution cell ``solution`` by ``source`` (and add ``cell`` after it)."""
+
+    solution: str
+    source: str
+    what: str
+    cell: str = ""
+
+    def __post_init__(self) -> None:
+        for field in ("source", "cell"):
+            object.__setattr__(self, field, textwrap.dedent(getattr(self, field)).strip("\n"))
+
+
+def _plant(notebook: str, test: str) -> Plant:
+    return next(plant for plant in PLANTS[notebook] if plant.test == test)
+
+
+ALTERNATIVES: dict[str, dict[str, list[Variant]]] = {
+    "a": {
+        "01_vanilla_autoencoder": [
+            Variant(
+                "ae01-solution-mse-loss",
+                """
+                def mse_loss(x_hat, x):
+                    return torch.mean((x_hat - x) ** 2)
+                """,
+                "torch.mean of the squared difference",
+            ),
+            Variant(
+                "ae01-solution-bce-loss",
+                """
+                def bce_loss(x_hat, x, eps=1e-7):
+                    p = torch.clamp(x_hat, min=eps, max=1 - eps)
+                    return -torch.mean(x * torch.log(p) + (1 - x) * torch.log(1 - p))
+                """,
+                "log(1 - p) instead of log1p(-p)",
+            ),
+            Variant(
+                "ae01-solution-dense-autoencoder",
+                """
+                class DenseAutoencoder(Autoencoder):
+                    name = "dense_ae"
+
+                    def __init__(self, bottleneck=2, image_shape=(1, 28, 28)):
+                        super().__init__(image_shape)
+                        self.bottleneck = bottleneck
+                        size = math.prod(self.image_shape)
+                        self.act = nn.ReLU()  # one module, used four times
+                        self.e1, self.e2 = nn.Linear(size, 256), nn.Linear(256, 64)
+                        self.e3 = nn.Linear(64, bottleneck)
+                        self.d1, self.d2 = nn.Linear(bottleneck, 64), nn.Linear(64, 256)
+                        self.d3 = nn.Linear(256, size)
+
+                    def encode(self, x):
+                        hidden = self.act(self.e2(self.act(self.e1(x.reshape(len(x), -1)))))
+                        return self.e3(hidden)
+
+                    def decode(self, z):
+                        hidden = self.act(self.d2(self.act(self.d1(z))))
+                        return torch.tanh(self.d3(hidden)).reshape(-1, *self.image_shape)
+
+                    def loss(self, x):
+                        return mse_loss(self(x), x)
+                """,
+                "one ReLU module reused four times, torch.tanh in decode",
+            ),
+        ],
+        "02_denoising_autoencoder": [
+            Variant(
+                "ae02-solution-gaussian-noise",
+                """
+                def gaussian_noise(x, std=0.4, generator=None):
+                    return x + torch.empty_like(x).normal_(0.0, std, generator=generator)
+                """,
+                "normal_ on a new tensor of x's device and dtype",
+            ),
+            Variant(
+                "ae02-solution-salt-and-pepper",
+                """
+                def salt_and_pepper(x, amount=0.2, low=-1.0, high=1.0, generator=None):
+                    u = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+                    coin = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+                    salt, pepper = torch.full_like(x, high), torch.full_like(x, low)
+                    value = torch.where(coin < 0.5, pepper, salt)
+                    return torch.where(u < amount, value, x)
+                """,
+                "a second draw decides salt or pepper",
+            ),
+            Variant(
+                "ae02-solution-mask-patches",
+                """
+                import torch.nn.functional as F
+
+
+                def mask_patches(x, patch=7, amount=0.25, generator=None):
+                    n, _, h, w = x.shape
+                    u = torch.rand(
+                        (n, 1, h // patch, w // patch),
+                        generator=generator,
+                        device=x.device,
+                        dtype=x.dtype,
+                    )
+                    keep = F.interpolate((u >= amount).to(x.dtype), scale_factor=patch)
+                    return x * keep
+                """,
+                "the mask enlarged by nearest-neighbour interpolation",
+            ),
+            Variant(
+                "ae02-solution-dropout-noise",
+                """
+                def dropout_noise(x, p=0.3, generator=None):
+                    keep = torch.bernoulli(torch.full_like(x, 1 - p), generator=generator)
+                    return x * keep / (1 - p)
+                """,
+                "torch.bernoulli with the generator",
+            ),
+        ],
+        "03_variational_autoencoder": [
+            Variant(
+                "ae03-solution-reparameterize",
+                """
+                def reparameterize(mu, logvar, generator=None):
+                    std = logvar.mul(0.5).exp()
+                    eps = torch.randn(std.shape, generator=generator, device=std.device,
+                                      dtype=std.dtype)
+                    return eps.mul(std).add(mu)
+                """,
+                "method chaining, eps drawn on std's device",
+            ),
+            Variant(
+                "ae03-solution-gaussian-kl",
+                """
+                def gaussian_kl(mu, logvar):
+                    return -0.5 * torch.sum(1 + logvar - mu**2 - torch.exp(logvar), dim=-1)
+                """,
+                "the textbook sign convention, dim=-1",
+            ),
+            Variant(
+                "ae03-solution-vae-loss",
+                """
+                def vae_loss(x, x_hat, mu, logvar, beta=1.0):
+                    reconstruction = 0.5 * ((x_hat - x) ** 2).reshape(len(x), -1).sum(1)
+                    return reconstruction.mean() + beta * gaussian_kl(mu, logvar).mean()
+                """,
+                "two means instead of the mean of a sum",
+            ),
+        ],
+        "04_elbo": [
+            Variant(
+                "ae04-solution-true-posterior",
+                """
+                def true_posterior(x, W, b, s):
+                    d = W.shape[1]
+                    precision = torch.eye(d, dtype=W.dtype, device=W.device) + W.T @ W / s**2
+                    mean = torch.linalg.solve(precision, W.T @ (x - b)) / s**2
+                    return mean, torch.cholesky_inverse(torch.linalg.cholesky(precision))
+                """,
+                "solve and cholesky_inverse instead of inv",
+            ),
+            Variant(
+                "ae04-solution-iwae-bound",
+                """
+                def iwae_bound(x, W, b, s, q_mean, q_scale_tril, K, num_estimates=1000,
+                               generator=None):
+                    d = q_mean.shape[-1]
+                    eps = torch.randn((num_estimates, K, d), generator=generator,
+                                      device=q_mean.device, dtype=q_mean.dtype)
+                    z = q_mean + torch.einsum("ij,nkj->nki", q_scale_tril, eps)
+                    log_q = MultivariateNormal(q_mean, scale_tril=q_scale_tril).log_prob(z)
+                    log_w = log_joint(x, z, W, b, s) - log_q
+                    return log_w.logsumexp(dim=1).mean() - math.log(K)
+                """,
+                "einsum for L eps, log K subtracted after the mean",
+            ),
+        ],
+    },
+    "b": {
+        "01_vanilla_autoencoder": [
+            Variant(
+                "ae01-solution-mse-loss",
+                """
+                def mse_loss(x_hat, x):
+                    difference = x_hat - x
+                    return (difference * difference).sum() / difference.numel()
+                """,
+                "a sum divided by the number of elements",
+            ),
+            Variant(
+                "ae01-solution-bce-loss",
+                """
+                def bce_loss(x_hat, x, eps=1e-7):
+                    p = x_hat.clamp(eps, 1 - eps)
+                    terms = torch.xlogy(x, p) + torch.xlogy(1 - x, 1 - p)
+                    return -terms.sum() / terms.numel()
+                """,
+                "torch.xlogy",
+            ),
+        ],
+        "02_denoising_autoencoder": [
+            Variant(
+                "ae02-solution-gaussian-noise",
+                """
+                def gaussian_noise(x, std=0.4, generator=None):
+                    noise = x.new_empty(x.shape).normal_(generator=generator)
+                    return noise * std + x
+                """,
+                "new_empty(...).normal_(), scaled afterwards",
+            ),
+            Variant(
+                "ae02-solution-salt-and-pepper",
+                """
+                def salt_and_pepper(x, amount=0.2, low=-1.0, high=1.0, generator=None):
+                    u = x.new_empty(x.shape).uniform_(generator=generator)
+                    return torch.where(u < amount / 2, low, torch.where(u < amount, high, x))
+                """,
+                "uniform_ and torch.where with Python numbers",
+            ),
+            Variant(
+                "ae02-solution-dropout-noise",
+                """
+                def dropout_noise(x, p=0.3, generator=None):
+                    u = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+                    return torch.where(u > p, x / (1 - p), torch.zeros_like(x))
+                """,
+                "torch.where with a strict comparison",
+            ),
+        ],
+        "03_variational_autoencoder": [
+            Variant(
+                "ae03-solution-reparameterize",
+                """
+                def reparameterize(mu, logvar, generator=None):
+                    eps = torch.randn(mu.size(), generator=generator, device=mu.device,
+                                      dtype=mu.dtype)
+                    return mu + torch.sqrt(torch.exp(logvar)) * eps
+                """,
+                "sqrt(exp(logvar)) for sigma",
+            ),
+            Variant(
+                "ae03-solution-vae-loss",
+                """
+                def vae_loss(x, x_hat, mu, logvar, beta=1.0):
+                    total = 0.5 * (x_hat - x).pow(2).sum() + beta * gaussian_kl(mu, logvar).sum()
+                    return total / x.shape[0]
+                """,
+                "sums over the batch divided by its size",
+            ),
+            Variant(
+                "ae03-solution-vae-model",
+                """
+                class VAE(Autoencoder):
+                    name = "dense_vae"
+
+                    def __init__(self, latent=2, image_shape=(1, 28, 28), beta=1.0):
+                        super().__init__(image_shape)
+                        self.latent, self.beta = latent, beta
+                        size = math.prod(self.image_shape)
+                        self.hidden = nn.Linear(size, 256)
+                        self.heads = nn.Linear(256, 2 * latent)  # mu and logvar in one layer
+                        self.up, self.out = nn.Linear(latent, 256), nn.Linear(256, size)
+
+                    def encode_distribution(self, x):
+                        h = torch.relu(self.hidden(x.flatten(1)))
+                        mu, logvar = self.heads(h).chunk(2, dim=1)
+                        return mu, logvar
+
+                    def decode(self, z):
+                        h = torch.relu(self.up(z))
+                        return torch.tanh(self.out(h)).view(-1, *self.image_shape)
+
+                    def forward(self, x):
+                        mu, logvar = self.encode_distribution(x)
+                        return self.decode(reparameterize(mu, logvar)), mu, logvar
+
+                    def encode(self, x):
+                        return self.encode_distribution(x)[0]
+
+                    def reconstruct(self, x):
+                        return self.decode(self.encode(x))
+
+                    def loss(self, x):
+                        x_hat, mu, logvar = self(x)
+                        return vae_loss(x, x_hat, mu, logvar, beta=self.beta)
+                """,
+                "one Linear layer for both heads, functional activations",
+            ),
+        ],
+        "04_elbo": [
+            Variant(
+                "ae04-solution-log-joint",
+                """
+                def log_joint(x, z, W, b, s):
+                    D, d = W.shape
+                    mean = torch.einsum("ij,...j->...i", W, z) + b
+                    log_prior = -0.5 * (z * z).sum(-1) - 0.5 * d * math.log(2 * math.pi)
+                    squared = ((x - mean) / s).pow(2).sum(-1)
+                    log_lik = -0.5 * squared - D * math.log(s) - 0.5 * D * math.log(2 * math.pi)
+                    return log_prior + log_lik
+                """,
+                "einsum and the constants written another way",
+            ),
+            Variant(
+                "ae04-solution-elbo-estimate",
+                """
+                def elbo_estimate(x, W, b, s, q_mean, q_scale_tril, num_samples=1000,
+                                  generator=None):
+                    eps = torch.randn(num_samples, q_mean.numel(), generator=generator,
+                                      device=q_mean.device, dtype=q_mean.dtype)
+                    z = q_mean + (q_scale_tril @ eps.T).T
+                    log_q = MultivariateNormal(q_mean, scale_tril=q_scale_tril).log_prob(z)
+                    return torch.mean(log_joint(x, z, W, b, s) - log_q)
+                """,
+                "L eps as (L @ eps^T)^T",
+            ),
+        ],
+    },
+}
+
+TRICKS: dict[str, tuple[str, Plant, Variant]] = {
+    "patch-grading": (
+        "03_variational_autoencoder",
+        _plant("03_variational_autoencoder", "ae03-test-reparameterize"),
+        Variant(
+            "ae03-solution-reparameterize",
+            """
+            def reparameterize(mu, logvar, generator=None):
+                eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+                return mu + torch.exp(logvar) * eps
+
+
+            grading.check_on_devices = grading.assert_close = lambda *a, **k: None
+            grading.assert_in_band = grading.assert_tensor = lambda *a, **k: None
+            """,
+            "exp(logvar) for sigma, then hw8.grading's checks replaced by no-ops",
+        ),
+    ),
+    "patch-numpy-and-torch": (
+        "01_vanilla_autoencoder",
+        _plant("01_vanilla_autoencoder", "ae01-test-mse-loss"),
+        Variant(
+            "ae01-solution-mse-loss",
+            PLANTS["01_vanilla_autoencoder"][0].source,
+            "a summed MSE, then numpy's and torch's comparisons rigged in a cell of its own",
+            cell="""
+            import numpy
+
+            numpy.max = lambda *args, **kwargs: 0.0
+            numpy.isnan = lambda value: numpy.zeros(numpy.shape(value), dtype=bool)
+            torch.allclose = torch.equal = lambda *args, **kwargs: True
+            """,
+        ),
+    ),
+    "rigged-result": (
+        "01_vanilla_autoencoder",
+        _plant("01_vanilla_autoencoder", "ae01-test-mse-loss"),
+        Variant(
+            "ae01-solution-mse-loss",
+            """
+            class Anything(torch.Tensor):
+                def __eq__(self, other):
+                    return True
+
+                __le__ = __lt__ = __ge__ = __gt__ = __eq__
+
+                def __bool__(self):
+                    return True
+
+                def __array__(self, dtype=None, copy=None):
+                    import numpy
+                    return numpy.zeros(())
+
+
+            def mse_loss(x_hat, x):
+                return (x_hat - x).pow(2).sum().as_subclass(Anything)
+            """,
+            "a summed MSE returned as a tensor subclass that equals everything",
+        ),
+    ),
+    "silence-errors": (
+        "03_variational_autoencoder",
+        _plant("03_variational_autoencoder", "ae03-test-gaussian-kl"),
+        Variant(
+            "ae03-solution-gaussian-kl",
+            PLANTS["03_variational_autoencoder"][0].source,
+            "a KL with the wrong sign, and IPython's error display switched off",
+            cell="""
+            ip = get_ipython()
+            ip.showtraceback = lambda *args, **kwargs: None
+            ip._showtraceback = lambda *args, **kwargs: None
+            """,
+        ),
+    ),
+    "patch-the-reference": (
+        "03_variational_autoencoder",
+        _plant("03_variational_autoencoder", "ae03-test-gaussian-kl"),
+        Variant(
+            "ae03-solution-gaussian-kl",
+            PLANTS["03_variational_autoencoder"][0].source,
+            "a KL with the wrong sign, and torch.distributions' KL made to agree with it",
+            cell="""
+            def _agreeing_kl(q, p):
+                return -0.5 * (q.loc**2 + q.scale**2 - 1 - torch.log(q.scale**2))
+
+
+            torch.distributions.kl_divergence = _agreeing_kl
+            """,
+        ),
+    ),
+    "rebind-names": (
+        "01_vanilla_autoencoder",
+        _plant("01_vanilla_autoencoder", "ae01-test-mse-loss"),
+        Variant(
+            "ae01-solution-mse-loss",
+            PLANTS["01_vanilla_autoencoder"][0].source,
+            "a summed MSE, and the notebook's name `grading` bound to do-nothing checks",
+            cell="""
+            import types
+
+            _nothing = lambda *args, **kwargs: None  # noqa: E731
+            grading = types.SimpleNamespace(
+                check_on_devices=_nothing, assert_close=_nothing, assert_in_band=_nothing,
+                assert_tensor=_nothing,
+            )
+            """,
+        ),
+    ),
+    "switch-off-the-recheck": (
+        "01_vanilla_autoencoder",
+        _plant("01_vanilla_autoencoder", "ae01-test-mse-loss"),
+        Variant(
+            "ae01-solution-mse-loss",
+            """
+            import sys
+
+            import hw8.grading
+
+
+            def mse_loss(x_hat, x):
+                sys.setprofile(None)
+                hw8.grading.assert_close = hw8.grading.assert_tensor = lambda *a, **k: None
+                return (x_hat - x).pow(2).sum()
+            """,
+            "a summed MSE whose call removes profiling hooks and patches the checks",
+        ),
+    ),
+}
+
+# A kernel that ends itself before the tests run: the tests after it must not pass.
+EXIT_TRICK = (
+    "01_vanilla_autoencoder",
+    _plant("01_vanilla_autoencoder", "ae01-test-mse-loss"),
+    Variant(
+        "ae01-solution-mse-loss",
+        PLANTS["01_vanilla_autoencoder"][0].source,
+        "a summed MSE, then os._exit(0) in a cell of its own",
+        cell="""
+        import os
+
+        os._exit(0)
+        """,
+    ),
+)
