@@ -5,6 +5,7 @@ hw8 predict --checkpoint runs/cnn/checkpoint.pt --data bundled --out prediction.
 hw8 boss --out runs/boss
 hw8 data export-hw8 DIR
 hw8 course check                 (instructors: lint the source notebooks)
+hw8 course grade hw8             (instructors: autograde every submission, in parallel)
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from hw8 import anomaly, datasets, plots, train
+from hw8.course import GradeError
 from hw8.device import DeviceError, resolve_device, seed_everything
 from hw8.files import write_json
 from hw8.models import MODEL_NAMES, SAMPLE_MODEL_NAMES, build_model
@@ -233,6 +235,13 @@ def command_course_check(args) -> int:
     return 0
 
 
+def command_course_grade(args) -> int:
+    """Autograde every submission of an assignment in parallel, each in a sandbox."""
+    from hw8.course import grade
+
+    return grade.grade(args)
+
+
 # ----------------------------------------------------------------------------- parser
 
 
@@ -301,6 +310,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="after a clean check, add the notebooks' ids to the released list",
     )
     c.set_defaults(run=command_course_check)
+    g = course_commands.add_parser(
+        "grade", help="autograde every submission of an assignment in parallel, sandboxed"
+    )
+    g.add_argument("assignment", help="the nbgrader assignment, e.g. hw8")
+    g.add_argument("--course", type=Path, default=Path("."), help="folder of nbgrader_config.py")
+    g.add_argument("--workers", type=positive(int), help="local worker processes (default: cores)")
+    g.add_argument("--scheduler", help="grade on a Dask cluster instead, e.g. tcp://HOST:8786")
+    g.add_argument(
+        "--threads", type=positive(int), help="CPU threads per kernel (default: cores/workers)"
+    )
+    g.add_argument(
+        "--timeout", type=positive(float), default=1800, help="seconds per submission (1800)"
+    )
+    g.add_argument("--cell-timeout", type=positive(int), help="seconds per cell (nbgrader's)")
+    g.add_argument(
+        "--memory-limit", type=positive(float), help="GiB per process (default: a core's share)"
+    )
+    g.add_argument("--sandbox", choices=("bwrap", "docker"), default="bwrap")
+    g.add_argument("--image", help="the container image for --sandbox docker")
+    g.add_argument("--no-sandbox", action="store_true", help="grade unconfined (not advised)")
+    g.add_argument("--force", action="store_true", help="regrade unchanged submissions too")
+    g.set_defaults(run=command_course_grade)
     return parser
 
 
@@ -313,6 +344,7 @@ EXPECTED_ERRORS = (
     train.TrainingError,
     anomaly.SubmissionError,
     DeviceError,
+    GradeError,
 )
 
 

@@ -1,0 +1,199 @@
+"""The course gradebook's side of parallel grading, through nbgrader's own Gradebook API.
+
+- ``assignment_spec``: what the course gradebook holds of an assignment (its notebooks,
+  graded, solution, task and locked cells, points, due date), as plain data;
+- ``template``: a new gradebook that holds that assignment and nothing else, the private
+  gradebook every job starts from (no student, no grade: a submission that reads it learns
+  nothing about anyone);
+- ``record``: one job's outcome written into the course gradebook exactly as ``nbgrader
+  autograde`` would have written it: the student and the submission (with the time stamp
+  of ``timestamp.txt``), zero for every notebook not handed in, the automatic score and
+  comment of every cell nbgrader graded (``needs_manual_grade`` by nbgrader's own rule,
+  so a manual grade given earlier is kept and flagged for review), and the late penalty
+  from nbgrader's own ``AssignLatePenalties`` with the course's configuration. Every
+  value is first checked against the course's cells and points: the private gradebook
+  was writable by the submission.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from pathlib import Path
+
+from hw8.course import GradeError
+
+NO_RESPONSE = "No response."  # the only automatic comment nbgrader writes
+
+
+def assignment_spec(db_url: str, course_id: str, assignment: str) -> dict:
+    """The assignment as the course gradebook holds it; GradeError if it holds none."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with Gradebook(db_url, course_id) as gradebook:
+        try:
+            found = gradebook.find_assignment(assignment)
+        except MissingEntry:
+            known = ", ".join(sorted(a.name for a in gradebook.assignments)) or "none"
+            raise GradeError(
+                f"the gradebook {db_url} has no assignment {assignment!r} (it has: {known}). "
+                f"Check the name, or run `nbgrader generate_assignment {assignment}` first."
+            ) from None
+        return {
+            "duedate": found.duedate,
+            "notebooks": [
+                {
+                    "name": nb.name,
+                    "kernelspec": nb.kernelspec,
+                    "grade_cells": [[c.name, c.max_score, c.cell_type] for c in nb.grade_cells],
+                    "solution_cells": [c.name for c in nb.solution_cells],
+                    "task_cells": [[c.name, c.max_score, c.cell_type] for c in nb.task_cells],
+                    "source_cells": [
+                        [c.name, c.cell_type, c.locked, c.source, c.checksum]
+                        for c in nb.source_cells
+                    ],
+                }
+                for nb in found.notebooks
+            ],
+        }
+
+
+def template(spec: dict, course_id: str, assignment: str) -> bytes:
+    """The bytes of a new SQLite gradebook holding only ``assignment`` as ``spec`` says."""
+    from nbgrader.api import Gradebook
+
+    with tempfile.TemporaryDirectory(prefix="hw8-gradebook-") as folder:
+        path = Path(folder) / "gradebook.db"
+        with Gradebook(f"sqlite:///{path}", course_id) as gradebook:
+            gradebook.add_assignment(assignment, duedate=spec["duedate"])
+            for nb in spec["notebooks"]:
+                name = nb["name"]
+                gradebook.add_notebook(name, assignment, kernelspec=nb["kernelspec"])
+                for cell, points, kind in nb["grade_cells"]:
+                    gradebook.add_grade_cell(
+                        cell, name, assignment, max_score=points, cell_type=kind
+                    )
+                for cell in nb["solution_cells"]:
+                    gradebook.add_solution_cell(cell, name, assignment)
+                for cell, points, kind in nb["task_cells"]:
+                    gradebook.add_task_cell(
+                        cell, name, assignment, max_score=points, cell_type=kind
+                    )
+                for cell, kind, locked, source, checksum in nb["source_cells"]:
+                    gradebook.add_source_cell(
+                        cell,
+                        name,
+                        assignment,
+                        cell_type=kind,
+                        locked=locked,
+                        source=source,
+                        checksum=checksum,
+                    )
+        return path.read_bytes()
+
+
+def check_grades(grades: dict, spec: dict) -> None:
+    """Raise ValueError unless every notebook, cell and value of a job's grades could have
+    come from nbgrader grading this assignment."""
+    notebooks = {nb["name"]: nb for nb in spec["notebooks"]}
+    problems = []
+    for name, found in grades.items():
+        if name not in notebooks:
+            problems.append(f"unknown notebook {name!r}")
+            continue
+        points = {cell: p for cell, p, _ in notebooks[name]["grade_cells"]}
+        commented = set(notebooks[name]["solution_cells"])
+        commented |= {cell for cell, _, _ in notebooks[name]["task_cells"]}
+        for cell, (score, needs_manual) in found["grades"].items():
+            if cell not in points:
+                problems.append(f"{name}: unknown graded cell {cell!r}")
+            elif score is not None and not (
+                isinstance(score, int | float) and 0 <= score <= points[cell]
+            ):
+                problems.append(f"{name}, {cell}: {score} points of {points[cell]}")
+            elif not isinstance(needs_manual, bool):
+                problems.append(f"{name}, {cell}: needs_manual_grade {needs_manual!r}")
+        for cell, comment in found["comments"].items():
+            if cell not in commented or comment not in (None, NO_RESPONSE):
+                problems.append(f"{name}, {cell}: comment {str(comment)[:40]!r}")
+    if problems:
+        raise ValueError(
+            "the private gradebook holds values nbgrader cannot have written, so the "
+            f"submission may have tampered with it: {'; '.join(problems[:5])}"
+        )
+
+
+def record(
+    db_url: str,
+    course_id: str,
+    assignment: str,
+    student: str,
+    grades: dict,
+    *,
+    spec: dict,
+    submitted: Path,
+    timestamp,
+    config,
+) -> None:
+    """Write one student's autograde result into the course gradebook, as nbgrader would.
+
+    ``grades`` is a job's ``Outcome.grades``, ``submitted`` the student's submitted
+    assignment folder, ``timestamp`` its time stamp (or None), ``config`` the course's
+    nbgrader configuration. ValueError (and nothing written) if a value is impossible.
+    """
+    from nbgrader.api import Gradebook
+    from sqlalchemy.exc import SAWarning
+
+    check_grades(grades, spec)
+    graded = []
+    with warnings.catch_warnings(), Gradebook(db_url, course_id) as gradebook:
+        # nbgrader's add_submission warns about its own autoflush (autograde does too)
+        warnings.simplefilter("ignore", SAWarning)
+        gradebook.update_or_create_student(student)
+        stamp = {"timestamp": timestamp} if timestamp else {}
+        gradebook.update_or_create_submission(assignment, student, **stamp)
+        for nb in spec["notebooks"]:
+            name = nb["name"]
+            if not (submitted / f"{name}.ipynb").exists():
+                notebook = gradebook.find_submission_notebook(name, assignment, student)
+                for grade in notebook.grades:
+                    grade.auto_score, grade.needs_manual_grade = 0, False
+            elif copy_grades(gradebook, grades.get(name), name, assignment, student):
+                graded.append(name)
+        gradebook.db.commit()
+    for name in graded:
+        assign_late_penalty(db_url, config, name, assignment, student)
+
+
+def copy_grades(gradebook, found: dict | None, notebook: str, assignment: str, student) -> bool:
+    """Copy the scores and comments of the cells nbgrader graded in one notebook; whether
+    it graded any (a notebook it never reached keeps what the course gradebook holds)."""
+    graded = {
+        cell: score
+        for cell, (score, needs_manual) in (found or {"grades": {}})["grades"].items()
+        if score is not None or needs_manual
+    }
+    for cell, score in graded.items():
+        grade = gradebook.find_grade(cell, notebook, assignment, student)
+        grade.auto_score = score
+        grade.needs_manual_grade = grade.manual_score is not None or score is None
+    if graded:
+        for cell, comment in found["comments"].items():
+            gradebook.find_comment(cell, notebook, assignment, student).auto_comment = comment
+    return bool(graded)
+
+
+def assign_late_penalty(db_url: str, config, notebook: str, assignment: str, student) -> None:
+    """Run nbgrader's AssignLatePenalties for one notebook against the course gradebook."""
+    import nbformat
+    from nbgrader.preprocessors import AssignLatePenalties
+
+    resources = {
+        "nbgrader": {
+            "notebook": notebook,
+            "assignment": assignment,
+            "student": student,
+            "db_url": db_url,
+        }
+    }
+    AssignLatePenalties(config=config).preprocess(nbformat.v4.new_notebook(), resources)

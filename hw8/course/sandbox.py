@@ -1,0 +1,199 @@
+"""The sandbox one submission is graded in: bubblewrap, a container, or (by choice) none.
+
+A submission runs the student's code with the grader's rights. Inside the sandbox it sees
+its own scratch course (a copy of the assignment, its own files, a private gradebook) and
+can write nowhere else:
+
+- ``bwrap`` (Linux, Debian package ``bubblewrap``): the whole file system read-only, a
+  private ``/tmp`` and ``/dev``, the course folder, the grader's home and the other
+  scratch folders hidden behind empty folders (the Python environment that runs the
+  grader, wherever it lives, is mounted back read-only), the scratch folder the only
+  writable place, new user, process, network (loopback only), IPC and UTS namespaces, and
+  everything killed when the grader goes.
+- ``docker`` (or a compatible ``docker`` command such as Podman's): an image holding the
+  course environment, no network, a read-only root, only the scratch folder mounted.
+- ``none``: the submission runs with the grader's rights; only with ``--no-sandbox``.
+
+Either way each process of a submission gets a memory limit (``RLIMIT_AS``, or the
+container's ``--memory``), so a memory-eating cell fails with ``MemoryError`` instead of
+taking the machine down.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hw8.course import GradeError
+
+SANDBOXES = ("bwrap", "docker", "none")
+BWRAP = "bwrap"  # the bubblewrap command
+PROBE_TIMEOUT_S = 60
+BWRAP_PROBE = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-all"]
+BWRAP_PROBE += ["--die-with-parent", "true"]
+NO_SANDBOX_HINT = (
+    "Install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap), or use --sandbox "
+    "docker --image IMAGE, or grade without a sandbox with --no-sandbox (every submission "
+    "then runs with your rights in the course folder)."
+)
+# Run a command with its address space limited and no core files (set, then exec).
+LIMIT_SNIPPET = (
+    "import os, resource, sys; n = int(sys.argv[1]); "
+    "resource.setrlimit(resource.RLIMIT_AS, (n, n)); resource.setrlimit(resource.RLIMIT_CORE, "
+    "(0, 0)); os.execvp(sys.argv[2], sys.argv[2:])"
+)
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """How to confine a submission: ``kind`` one of SANDBOXES, the folders it must not see
+    (the course, the gradebook's folder; the grader's home and temporary folder are added
+    on the machine that runs it), and for ``docker`` the image to run."""
+
+    kind: str = "bwrap"
+    hidden: tuple[str, ...] = field(default_factory=tuple)
+    image: str = ""
+
+
+def check(sandbox: Sandbox) -> None:
+    """Raise GradeError, saying how to fix it, unless ``sandbox`` can run on this machine."""
+    if sandbox.kind == "none":
+        return
+    if sandbox.kind == "docker":
+        check_docker(sandbox.image)
+        return
+    if shutil.which(BWRAP) is None:
+        raise GradeError(f"no sandbox: the bwrap command is not installed. {NO_SANDBOX_HINT}")
+    probe = subprocess.run(
+        [BWRAP, *BWRAP_PROBE], capture_output=True, text=True, timeout=PROBE_TIMEOUT_S
+    )
+    if probe.returncode != 0:
+        raise GradeError(
+            f"no sandbox: bwrap is installed but cannot create namespaces here "
+            f"({probe.stderr.strip() or probe.returncode}); user namespaces may be disabled "
+            f"(sysctl kernel.unprivileged_userns_clone=1) or blocked by the container this "
+            f"runs in. {NO_SANDBOX_HINT}"
+        )
+
+
+def check_docker(image: str) -> None:
+    """Raise GradeError unless ``docker`` runs and has ``image``."""
+    if not image:
+        raise GradeError("--sandbox docker needs --image IMAGE: an image with hw8[course].")
+    if shutil.which("docker") is None:
+        raise GradeError(f"no sandbox: the docker command is not installed. {NO_SANDBOX_HINT}")
+    found = subprocess.run(
+        ["docker", "image", "inspect", image],
+        capture_output=True,
+        text=True,
+        timeout=PROBE_TIMEOUT_S,
+    )
+    if found.returncode != 0:
+        raise GradeError(
+            f"docker cannot use the image {image!r} ({found.stderr.strip()[:300]}). Build or "
+            f"pull it first; it must hold the course environment (pip install 'hw8[course]')."
+        )
+
+
+def python_command(sandbox: Sandbox) -> str:
+    """The Python that runs nbgrader: this one, or the image's own."""
+    return "python" if sandbox.kind == "docker" else sys.executable
+
+
+def wrap(
+    sandbox: Sandbox,
+    command: list[str],
+    scratch: Path,
+    *,
+    env: dict[str, str],
+    memory: int,
+    threads: int,
+    name: str,
+) -> list[str]:
+    """``command`` (run in ``scratch``) confined by ``sandbox``; ``memory`` bytes per process
+    (0: no limit); ``name`` names the container."""
+    if sandbox.kind == "docker":
+        return docker_command(sandbox, command, scratch, env, memory, threads, name)
+    if memory:
+        command = [sys.executable, "-c", LIMIT_SNIPPET, str(memory), *command]
+    if sandbox.kind == "bwrap":
+        local = [str(Path.home()), tempfile.gettempdir()]  # other scratch folders live there
+        return bwrap_command(command, scratch, [*sandbox.hidden, *local])
+    return command
+
+
+def bwrap_command(command: list[str], scratch: Path, hidden: list[str]) -> list[str]:
+    """``command`` in bubblewrap: read-only system, ``hidden`` folders replaced by empty
+    read-only ones (this Python environment mounted back), a private ``/tmp``, ``scratch``
+    the only writable folder that outlives the command, no network."""
+    hidden = sorted({str(Path(h).resolve()) for h in hidden if Path(h).is_dir()}, key=len)
+    hidden = [folder for folder in hidden if folder != "/tmp"]  # /tmp is private already
+    args = [BWRAP, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    for folder in hidden:
+        args += ["--tmpfs", folder]
+    for path in sorted(python_paths(hidden), key=len):
+        args += ["--ro-bind", path, path]
+    args += ["--bind", str(scratch), str(scratch), "--chdir", str(scratch)]
+    for folder in hidden:
+        args += ["--remount-ro", folder]
+    args += ["--unshare-all", "--die-with-parent", "--new-session", "--"]
+    return args + command
+
+
+def python_paths(hidden: list[str]) -> list[str]:
+    """What the grader's Python needs that lies inside a hidden folder: its prefixes, its
+    ``sys.path`` and the packages it imported (an editable ``hw8`` install, say). A path
+    holding a hidden folder is left out: mounting it would show that folder again."""
+    candidates = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, *sys.path}
+    for name, module in list(sys.modules.items()):
+        origin = getattr(module, "__file__", None)
+        if "." not in name and origin and not name.startswith("__"):
+            candidates.add(str(Path(origin).parent if origin.endswith("__init__.py") else origin))
+    found = set()
+    for candidate in filter(None, candidates):
+        path = Path(candidate).resolve()
+        inside = any(path.is_relative_to(h) for h in hidden)
+        holds = any(Path(h).is_relative_to(path) for h in hidden)
+        if inside and not holds and path.exists():
+            found.add(str(path))
+    return sorted(found)
+
+
+def docker_command(
+    sandbox: Sandbox,
+    command: list[str],
+    scratch: Path,
+    env: dict[str, str],
+    memory: int,
+    threads: int,
+    name: str,
+) -> list[str]:
+    """``command`` in a container of ``sandbox.image``: no network, read-only root, no
+    capabilities, only ``scratch`` mounted (at the same path), this user's ids."""
+    args = ["docker", "run", "--rm", "--name", name, "--network", "none", "--read-only"]
+    args += ["--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
+    args += [
+        "--pids-limit",
+        "1024",
+        "--cpus",
+        str(threads),
+        "--user",
+        f"{os.getuid()}:{os.getgid()}",
+    ]
+    if memory:
+        args += ["--memory", f"{memory}b"]
+    args += ["-v", f"{scratch}:{scratch}", "-w", str(scratch)]
+    for key, value in sorted(env.items()):
+        if key != "PATH":
+            args += ["-e", f"{key}={value}"]
+    return [*args, sandbox.image, *command]
+
+
+def stop_container(name: str) -> None:
+    """Remove a container that outlived its time (the docker client does not stop it)."""
+    subprocess.run(["docker", "rm", "-f", name], capture_output=True, timeout=PROBE_TIMEOUT_S)

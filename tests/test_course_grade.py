@@ -1,0 +1,579 @@
+"""``hw8 course grade``: parallel, sandboxed autograding gives exactly nbgrader's grades.
+
+A tiny nbgrader course is built in a temporary folder (two notebooks, three autograded
+exercises and one written answer, cells that run in milliseconds), with one submission of
+each kind: correct, blank (the release), a planted mistake, an endless loop (cut by the
+cell timeout), a memory bomb, a corrupt notebook, a kernel crash, and a folder without
+notebooks. The same submissions are graded three ways, each in its own copy of the
+course: sequentially by ``nbgrader autograde`` (the reference), by ``hw8 course grade
+--workers 2``, and by ``hw8 course grade --scheduler`` on a real Dask scheduler with two
+worker processes; the gradebooks and grades.csv must agree exactly. Then an attacker
+hands in a notebook that reads the other submissions, rewrites the gradebook, writes
+outside its folder and opens a network connection: unsandboxed (the reference) it zeroes
+everyone's points; under ``hw8 course grade`` it changes no one's grade and is flagged.
+"""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import nbformat
+import psutil
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from hw8.cli import main
+from hw8.course import grade, sandbox
+
+pytestmark = pytest.mark.slow
+
+ASSIGNMENT = "ps1"
+CELL_TIMEOUT_S = 4
+CONFIG = f"""import os
+
+c = get_config()  # noqa: F821
+c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
+c.CourseDirectory.course_id = "tiny"
+c.Execute.timeout = {CELL_TIMEOUT_S}
+"""
+KERNEL = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+
+
+def cell_meta(grade_id, grade=False, solution=False, locked=False, points=None) -> dict:
+    meta = {"grade": grade, "grade_id": grade_id, "locked": locked, "schema_version": 3}
+    meta |= {"solution": solution, "task": False}
+    return {"nbgrader": meta | ({"points": points} if points else {})}
+
+
+def solution(grade_id: str, body: str):
+    return new_code_cell(
+        f"### BEGIN SOLUTION\n{body}\n### END SOLUTION", metadata=cell_meta(grade_id, solution=True)
+    )
+
+
+def graded_test_cell(grade_id: str, visible: str, hidden: str, points: int):
+    source = f"{visible}\n### BEGIN HIDDEN TESTS\n{hidden}\n### END HIDDEN TESTS"
+    return new_code_cell(
+        source, metadata=cell_meta(grade_id, grade=True, locked=True, points=points)
+    )
+
+
+def source_notebooks(square="return x * x", add="return a + b", cube="return x ** 3") -> dict:
+    """The instructor's notebooks, with the given solution bodies."""
+    p1 = new_notebook(metadata=KERNEL)
+    p1.cells = [
+        new_code_cell("import math", metadata=cell_meta("setup", locked=True)),
+        solution("square", f"def square(x):\n    {square}"),
+        graded_test_cell("test-square", "assert square(3) == 9", "assert square(-2) == 4", 2),
+        new_markdown_cell(
+            "Squares are positive.", metadata=cell_meta("why", grade=True, solution=True, points=1)
+        ),
+        solution("add", f"def add(a, b):\n    {add}"),
+        graded_test_cell("test-add", "assert add(1, 2) == 3", "assert add(-1, 1) == 0", 1),
+    ]
+    p2 = new_notebook(metadata=KERNEL)
+    p2.cells = [
+        solution("cube", f"def cube(x):\n    {cube}"),
+        graded_test_cell("test-cube", "assert cube(2) == 8", "assert cube(-1) == -1", 1),
+    ]
+    return {"p1": p1, "p2": p2}
+
+
+HANG = "import time\n    while True:\n        time.sleep(0.05)"
+MEMORY_BOMB = "bytearray(2**46)  # 64 TiB: fails on any machine\n    return x * x"
+CRASH = "import os\n    os._exit(1)"
+
+
+def submit(course: Path, student: str, notebooks: dict) -> None:
+    folder = course / "submitted" / student / ASSIGNMENT
+    folder.mkdir(parents=True)
+    for name, nb in notebooks.items():
+        if isinstance(nb, str):
+            (folder / f"{name}.ipynb").write_text(nb)
+        else:
+            nbformat.write(nb, folder / f"{name}.ipynb")
+
+
+def environment() -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return env
+
+
+def run(course: Path, *command: str, check=True) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        list(command), cwd=course, env=environment(), capture_output=True, text=True, timeout=600
+    )
+    if check:
+        assert result.returncode == 0, (
+            f"{command}:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
+        )
+    return result
+
+
+def nbgrader(course: Path, *args: str, check=True) -> subprocess.CompletedProcess:
+    return run(course, sys.executable, "-m", "nbgrader", *args, check=check)
+
+
+def hw8_grade(course: Path, *args: str) -> subprocess.CompletedProcess:
+    return run(
+        course, sys.executable, "-m", "hw8.cli", "course", "grade", ASSIGNMENT, *args, check=False
+    )
+
+
+def gradebook_state(course: Path) -> dict:
+    """student -> notebook -> grade id -> (auto_score, needs_manual_grade), + late penalty."""
+    from nbgrader.api import Gradebook
+
+    os.environ["PATH"] = environment()["PATH"]
+    found = {}
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "tiny") as gradebook:
+        for submission in gradebook.find_assignment(ASSIGNMENT).submissions:
+            found[submission.student.id] = {
+                nb.name: {
+                    "grades": {g.name: (g.auto_score, g.needs_manual_grade) for g in nb.grades},
+                    "comments": {c.name: c.auto_comment for c in nb.comments},
+                    "late": nb.late_submission_penalty,
+                }
+                for nb in submission.notebooks
+            }
+    return found
+
+
+def grades_csv(course: Path) -> dict:
+    with open(course / "grades.csv", newline="") as handle:
+        return {row["student_id"]: row for row in csv.DictReader(handle)}
+
+
+def autograded_files(course: Path) -> dict:
+    folder = course / "autograded"
+    return {
+        student.name: sorted(p.name for p in (student / ASSIGNMENT).iterdir())
+        for student in sorted(folder.iterdir())
+        if (student / ASSIGNMENT).is_dir()
+    }
+
+
+def report(course: Path) -> dict:
+    return json.loads((course / "grade_reports" / ASSIGNMENT / "report.json").read_text())
+
+
+# ----------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory) -> Path:
+    """The tiny course after generate_assignment, with every kind of submission."""
+    course = tmp_path_factory.mktemp("template")
+    (course / "nbgrader_config.py").write_text(CONFIG)
+    for name, nb in source_notebooks().items():
+        (course / "source" / ASSIGNMENT).mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, course / "source" / ASSIGNMENT / f"{name}.ipynb")
+    nbgrader(course, "generate_assignment", ASSIGNMENT)
+    release = course / "release" / ASSIGNMENT
+    submit(course, "correct", source_notebooks())
+    submit(course, "blank", {n: nbformat.read(release / f"{n}.ipynb", 4) for n in ("p1", "p2")})
+    submit(course, "planted", source_notebooks(square="return 2 * x"))
+    submit(course, "hanging", source_notebooks(add=HANG))
+    submit(course, "memory", source_notebooks(square=MEMORY_BOMB))
+    corrupt = source_notebooks()
+    corrupt["p2"] = '{"cells": [ this is not json'
+    submit(course, "corrupt", corrupt)
+    submit(course, "crashing", source_notebooks(cube=CRASH))
+    (course / "submitted" / "nobook" / ASSIGNMENT).mkdir(parents=True)
+    (course / "submitted" / "nobook" / ASSIGNMENT / "notes.txt").write_text("forgot")
+    return course
+
+
+def copy_course(template: Path, tmp_path_factory, name: str) -> Path:
+    course = tmp_path_factory.mktemp(name) / "course"
+    shutil.copytree(template, course)
+    return course
+
+
+@pytest.fixture(scope="module")
+def sequential(template, tmp_path_factory) -> Path:
+    """The reference: nbgrader autograde, one submission after another, then export."""
+    course = copy_course(template, tmp_path_factory, "sequential")
+    nbgrader(course, "autograde", ASSIGNMENT, check=False)  # exits 1: two submissions fail
+    nbgrader(course, "export")
+    return course
+
+
+@pytest.fixture(scope="module")
+def reference(sequential) -> dict:
+    """Gradebook, grades.csv and autograded files of the sequential run."""
+    return {
+        "gradebook": gradebook_state(sequential),
+        "csv": grades_csv(sequential),
+        "files": autograded_files(sequential),
+    }
+
+
+@pytest.fixture(scope="module")
+def parallel(template, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    course = copy_course(template, tmp_path_factory, "parallel")
+    return course, hw8_grade(course, "--workers", "2")
+
+
+# ----------------------------------------------------------------------------- equality
+
+
+def test_reference_grades_make_sense(reference):
+    """The sequential run grades as the submissions deserve (so the comparison bites)."""
+    csv_rows = reference["csv"]
+    points = {student: float(row["raw_score"]) for student, row in csv_rows.items()}
+    assert points == {
+        "correct": 4,
+        "blank": 0,
+        "planted": 2,
+        "hanging": 3,
+        "memory": 2,
+        "corrupt": 3,
+        "crashing": 3,
+    }
+    assert "nobook" not in reference["gradebook"]
+
+
+def test_parallel_grades_equal_sequential(parallel, reference):
+    course, result = parallel
+    assert result.returncode == 1, result.stderr  # two submissions failed, and said so
+    assert gradebook_state(course) == reference["gradebook"]
+    assert grades_csv(course) == reference["csv"]
+    assert autograded_files(course) == reference["files"]
+
+
+def test_summary_reports_failures_flags_and_skips(parallel):
+    course, result = parallel
+    found = report(course)
+    statuses = {student: entry["status"] for student, entry in found["students"].items()}
+    assert statuses.pop("corrupt") == statuses.pop("crashing") == "failed"
+    assert set(statuses.values()) == {"graded"}
+    assert found["no notebooks"] == ["nobook"]
+    assert found["students"]["corrupt"]["message"].startswith("p2.ipynb: ")
+    assert "NotJSONError" in found["students"]["corrupt"]["message"]
+    assert "DeadKernelError" in found["students"]["crashing"]["message"]
+    flagged = {s for s, entry in found["students"].items() if entry["flags"]}
+    assert flagged == {"crashing"}, found
+    assert "calls os._exit()" in " ".join(found["students"]["crashing"]["flags"])
+    out = result.stdout
+    assert "5 graded, 2 failed, 0 timed out, 1 flagged" in out, out
+    assert "failed: corrupt:" in out and "slowest:" in out and "nobook" in out
+
+
+# ----------------------------------------------------------------------------- the attack
+
+ATTACK = """import glob, os, socket, sqlite3
+    found = []
+    others = glob.glob("../../../submitted/*/*/*.ipynb")
+    others += glob.glob("{course}/submitted/*/*/*.ipynb")
+    found.append(f"others={{len([p for p in others if '/attacker/' not in p])}}")
+    for db in ("../../../gradebook.db", "{course}/gradebook.db"):
+        try:
+            with sqlite3.connect(db) as connection:
+                connection.execute("UPDATE grade SET auto_score = 0")
+            found.append(f"zeroed {{db}}")
+        except Exception as error:
+            found.append(f"gradebook {{db}}: {{type(error).__name__}}")
+    for path in ("{course}/pwned.txt", "../../../../pwned.txt"):
+        try:
+            with open(path, "w") as handle:
+                handle.write("pwned")
+            found.append(f"wrote {{path}}")
+        except OSError as error:
+            found.append(f"write {{path}}: {{type(error).__name__}}")
+    try:
+        socket.create_connection(("127.0.0.1", {port}), timeout=2).close()
+        found.append("network reached")
+    except OSError as error:
+        found.append(f"network: {{type(error).__name__}}")
+    print("ATTACK", found)
+    return a + b"""
+
+
+class Listener:
+    """A TCP server on localhost that counts connections."""
+
+    def __init__(self):
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.connections = 0
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                connection, _ = self.server.accept()
+            except OSError:
+                return
+            self.connections += 1
+            connection.close()
+
+
+def submit_attacker(course: Path, port: int) -> None:
+    attack = ATTACK.format(course=course, port=port)
+    submit(course, "attacker", source_notebooks(add=attack))
+
+
+def attack_output(course: Path) -> str:
+    nb = nbformat.read(course / "autograded" / "attacker" / ASSIGNMENT / "p1.ipynb", 4)
+    texts = [o.get("text", "") for cell in nb.cells for o in cell.get("outputs", [])]
+    return next(text for text in texts if text.startswith("ATTACK"))
+
+
+@pytest.fixture(scope="module")
+def attacked(parallel, sequential, reference):
+    """The attacker hands in late, after everyone else is graded, in both courses."""
+    course, _ = parallel
+    listener = Listener()
+    submit_attacker(sequential, listener.port)
+    nbgrader(sequential, "autograde", ASSIGNMENT, "--student=attacker")
+    unsandboxed = listener.connections
+    submit_attacker(course, listener.port)
+    result = hw8_grade(course, "--workers", "2")
+    return course, result, unsandboxed, listener.connections - unsandboxed
+
+
+def test_the_attack_works_without_a_sandbox(attacked, sequential, reference):
+    _, _, unsandboxed_connections, _ = attacked
+    output = attack_output(sequential)
+    assert "others=0" not in output and f"zeroed {sequential}/gradebook.db" in output, output
+    assert unsandboxed_connections >= 1
+    zeroed = gradebook_state(sequential)["correct"]["p1"]["grades"]["test-square"]
+    assert zeroed == (0.0, False), "the unsandboxed attack should have zeroed others' points"
+    (sequential / "pwned.txt").unlink()
+
+
+def test_sandboxed_attack_changes_no_grade_and_is_flagged(attacked, reference):
+    course, result, _, connections = attacked
+    assert result.returncode == 0, result.stdout + result.stderr
+    state = gradebook_state(course)
+    attacker = state.pop("attacker")
+    assert state == reference["gradebook"], "the attack changed someone's grades"
+    assert attacker["p1"]["grades"]["test-add"] == (1.0, False)
+    assert attacker["p1"]["grades"]["test-square"] == (2.0, False)
+    assert float(grades_csv(course)["attacker"]["raw_score"]) == 4
+    output = attack_output(course)
+    assert "others=0" in output, output
+    assert f"zeroed {course}/gradebook.db" not in output, output
+    assert not (course / "pwned.txt").exists() and not (course.parent / "pwned.txt").exists()
+    assert connections == 0 and "network: " in output, output
+    found = report(course)
+    assert found["unchanged"] == 7 and found["graded"] == 1, "only the new submission is graded"
+    assert "unchanged since they failed (--force retries): corrupt, crashing" in result.stdout
+    flags = " ".join(found["students"]["attacker"]["flags"])
+    for expected in ("imports socket", "imports sqlite3", "imports os", "outside '.'"):
+        assert expected in flags, flags
+    assert "flagged: attacker: p1.ipynb: cell" in result.stdout
+
+
+# ----------------------------------------------------------------------------- Dask
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def dask_cluster(tmp_path_factory):
+    """A Dask scheduler and two single-thread workers, each its own process."""
+    address = f"tcp://127.0.0.1:{free_port()}"
+    folder = tmp_path_factory.mktemp("dask")
+    dask = str(Path(sys.executable).with_name("dask"))
+    port = address.rsplit(":", 1)[1]
+    common = ["--no-dashboard"]
+    processes = [
+        subprocess.Popen(
+            [dask, "scheduler", "--host", "127.0.0.1", "--port", port, *common],
+            cwd=folder,
+            env=environment(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
+    for _ in range(2):
+        processes.append(
+            subprocess.Popen(
+                [dask, "worker", address, "--nthreads", "1", "--memory-limit", "0", *common],
+                cwd=folder,
+                env=environment(),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+    from distributed import Client
+
+    with Client(address, timeout="60s") as client:
+        client.wait_for_workers(2, timeout=120)
+    yield address
+    for process in reversed(processes):
+        process.terminate()
+    for process in processes:
+        process.wait(timeout=30)
+
+
+def test_dask_grades_equal_sequential(dask_cluster, template, reference, tmp_path_factory):
+    course = copy_course(template, tmp_path_factory, "dask")
+    result = hw8_grade(course, "--scheduler", dask_cluster)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert gradebook_state(course) == reference["gradebook"]
+    assert grades_csv(course) == reference["csv"]
+    assert autograded_files(course) == reference["files"]
+    assert f"Dask scheduler {dask_cluster}" in result.stdout
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+@pytest.fixture
+def small_course(template, tmp_path) -> Path:
+    """A copy of the course holding only the correct submission."""
+    course = tmp_path / "course"
+    shutil.copytree(template, course, ignore=shutil.ignore_patterns("submitted"))
+    shutil.copytree(template / "submitted" / "correct", course / "submitted" / "correct")
+    return course
+
+
+def grade_here(course: Path, *args: str) -> int:
+    return main(["course", "grade", *args, "--course", str(course), "--workers", "1"])
+
+
+def test_unknown_assignment(small_course, capsys):
+    assert grade_here(small_course, "ps9") == 2
+    error = capsys.readouterr().err
+    assert "no assignment 'ps9'" in error and "ps1" in error and "generate_assignment" in error
+
+
+def test_no_gradebook_yet(small_course, capsys):
+    (small_course / "gradebook.db").unlink()
+    assert grade_here(small_course, ASSIGNMENT) == 2
+    assert "nbgrader generate_assignment ps1" in capsys.readouterr().err
+
+
+def test_empty_submitted(small_course, capsys):
+    shutil.rmtree(small_course / "submitted" / "correct")
+    (small_course / "submitted" / "empty" / ASSIGNMENT).mkdir(parents=True)
+    assert grade_here(small_course, ASSIGNMENT) == 2
+    error = capsys.readouterr().err
+    assert "no submissions of 'ps1'" in error and "empty handed in no notebook" in error
+
+
+def test_unreachable_scheduler_leaves_the_gradebook_alone(small_course, capsys, monkeypatch):
+    monkeypatch.setattr(grade, "CONNECT_TIMEOUT_S", 2)
+    before = (small_course / "gradebook.db").read_bytes()
+    address = f"tcp://127.0.0.1:{free_port()}"
+    assert grade_here(small_course, ASSIGNMENT, "--scheduler", address) == 2
+    assert f"cannot reach the Dask scheduler at {address}" in capsys.readouterr().err
+    assert (small_course / "gradebook.db").read_bytes() == before
+    assert not (small_course / "autograded").exists()
+
+
+def test_a_second_run_on_the_same_course_is_refused(small_course, capsys):
+    lock = small_course / "grade_reports" / ".lock"
+    lock.parent.mkdir()
+    with open(lock, "w") as handle:
+        handle.write("pid 1 on elsewhere\n")
+        handle.flush()
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        assert grade_here(small_course, ASSIGNMENT) == 2
+    error = capsys.readouterr().err
+    assert "another hw8 course grade is grading this course (pid 1 on elsewhere)" in error
+    assert not (small_course / "autograded").exists()
+
+
+def test_without_bwrap_it_refuses_unless_told(small_course, capsys, monkeypatch):
+    """No sandbox: a clear refusal; with --no-sandbox, a loud warning, and a submission that
+    runs past --timeout is stopped, its kernel (in a session of its own) included."""
+    monkeypatch.setattr(sandbox, "BWRAP", "bwrap-not-installed")
+    assert grade_here(small_course, ASSIGNMENT) == 2
+    error = capsys.readouterr().err
+    assert "bwrap command is not installed" in error and "--no-sandbox" in error
+    shutil.rmtree(small_course / "submitted" / "correct")
+    submit(small_course, "stuck", source_notebooks(add=HANG))
+    started = time.perf_counter()
+    options = ["--no-sandbox", "--timeout", "10", "--cell-timeout", "600"]
+    assert grade_here(small_course, ASSIGNMENT, *options) == 1
+    assert time.perf_counter() - started < 60
+    captured = capsys.readouterr()
+    assert "WARNING: grading WITHOUT a sandbox" in captured.err
+    assert "0 graded, 0 failed, 1 timed out" in captured.out
+    assert "timed out: stuck: stopped after the time limit of 10 s" in captured.out
+    left = [p for p in psutil.process_iter(["cmdline"]) if "hw8-grade-" in str(p.info["cmdline"])]
+    assert not left, "the stuck submission's processes outlived its time limit"
+
+
+# ----------------------------------------------------------------------------- pieces
+
+
+def test_memory_limit_turns_a_big_allocation_into_memory_error(tmp_path):
+    command = sandbox.wrap(
+        sandbox.Sandbox("none"),
+        [sys.executable, "-c", "bytearray(2**30)"],
+        tmp_path,
+        env={},
+        memory=512 * 2**20,
+        threads=1,
+        name="x",
+    )
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and "MemoryError" in result.stderr
+
+
+def test_bwrap_command_hides_the_course_and_keeps_python(tmp_path):
+    course, scratch = tmp_path / "course", tmp_path / "scratch"
+    course.mkdir()
+    scratch.mkdir()
+    box = sandbox.Sandbox("bwrap", (str(course),))
+    command = sandbox.wrap(box, ["python", "-V"], scratch, env={}, memory=0, threads=1, name="x")
+    text = " ".join(command)
+    assert command[0] == "bwrap" and "--unshare-all" in command and command[-2:] == ["python", "-V"]
+    assert f"--tmpfs {course.resolve()}" in text and f"--remount-ro {course.resolve()}" in text
+    assert f"--bind {scratch} {scratch}" in text
+    assert f"--tmpfs {Path.home().resolve()}" in text
+
+
+def test_docker_command_has_no_network_and_only_the_scratch(tmp_path):
+    box = sandbox.Sandbox("docker", (), "course-image:1")
+    command = sandbox.wrap(
+        box,
+        ["python", "-m", "nbgrader", "autograde", ASSIGNMENT],
+        tmp_path,
+        env={"OMP_NUM_THREADS": "2", "PATH": "/x"},
+        memory=2**30,
+        threads=2,
+        name="hw8-grade-1",
+    )
+    text = " ".join(command)
+    assert command[:3] == ["docker", "run", "--rm"] and "--network none" in text
+    assert "--read-only" in text and f"-v {tmp_path}:{tmp_path}" in text
+    assert f"--memory {2**30}b" in text and "--cpus 2" in text and "-e OMP_NUM_THREADS=2" in text
+    assert "PATH=/x" not in text
+    assert command[-6:] == ["course-image:1", "python", "-m", "nbgrader", "autograde", "ps1"]
+
+
+def test_kernels_get_their_share_of_threads(tmp_path, monkeypatch):
+    """A job's kernel gets OMP_NUM_THREADS and friends, and torch follows them."""
+    from hw8.course.job import THREAD_VARIABLES, Job, environment
+
+    monkeypatch.setenv("SECRET_TOKEN", "do not hand to students")
+    job = Job("ps1", "s", "", {}, {}, {}, b"", sandbox.Sandbox("none"), 60, threads=1)
+    env = environment(job, tmp_path)
+    assert {env[name] for name in THREAD_VARIABLES} == {"1"}
+    assert env["HOME"] == str(tmp_path / "home") and "SECRET_TOKEN" not in env
+    probe = "import torch; print(torch.get_num_threads())"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.stdout.strip() == "1"
