@@ -39,7 +39,11 @@ SUSPICIOUS_MODULES = frozenset(
         "urllib",
     }
 )
-DYNAMIC_CODE = frozenset({"__import__", "compile", "eval", "exec", "globals", "setattr"})
+DYNAMIC_CODE = frozenset({"__import__", "compile", "eval", "exec", "setattr"})
+# Namespaces code may read (the course's own test cells look names up in globals()), but
+# writing into them rebinds what the tests use.
+NAMESPACES = frozenset({"globals", "locals", "vars"})
+NAMESPACE_WRITES = frozenset({"__delitem__", "__setitem__", "clear", "pop", "setdefault", "update"})
 EXITS = frozenset({"_exit", "abort", "exit", "kill", "quit"})
 # Calls whose string arguments are paths (a literal outside '.' is reported).
 PATH_FUNCTIONS = frozenset(
@@ -222,6 +226,8 @@ def check_call(node: ast.Call, modules: set[str]) -> list[str]:
         findings.append(f"calls {name}()")
     if name == "get_ipython":
         findings.append("calls get_ipython()")
+    if last in NAMESPACE_WRITES and writes_namespace(node.func):
+        findings.append(f"changes {dotted(node.func.value)}() with .{last}()")
     if last in PATH_FUNCTIONS:
         findings += [f"{name}() on a path outside '.': {p!r}" for p in outside_paths(node)]
     return findings
@@ -235,7 +241,15 @@ def check_target(target: ast.AST, modules: set[str]) -> list[str]:
         return [f"rebinds {target.id}"]
     if isinstance(target, ast.Attribute) and top(dotted(target)) in modules:
         return [f"monkeypatches {dotted(target)}"]
+    if isinstance(target, ast.Subscript) and writes_namespace(target):
+        return [f"writes into {dotted(target.value)}()"]
     return []
+
+
+def writes_namespace(node: ast.AST) -> bool:
+    """Whether ``node`` is ``globals()[...]``, ``globals().update`` and the like."""
+    value = getattr(node, "value", None)
+    return isinstance(value, ast.Call) and dotted(value.func) in NAMESPACES
 
 
 def outside_paths(node: ast.Call) -> list[str]:

@@ -1,0 +1,97 @@
+"""The suspicious-code scan (``hw8.course.scan``): what it flags, and what it leaves alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from hw8.course.scan import suspicious_code
+
+SOURCE = Path(__file__).resolve().parents[1] / "notebooks" / "hw8"
+
+
+def notebook(tmp_path: Path, *sources: str) -> Path:
+    nb = new_notebook()
+    nb.cells = [new_markdown_cell("import os  (prose is not code)")]
+    nb.cells += [new_code_cell(source, id=f"c{i}") for i, source in enumerate(sources)]
+    path = tmp_path / "submission.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.mark.parametrize("path", sorted(SOURCE.glob("*.ipynb")), ids=lambda p: p.name)
+def test_the_course_notebooks_are_not_flagged(path):
+    """A correct submission (the instructor's notebooks) raises no flag."""
+    assert suspicious_code(path) == []
+
+
+FLAGGED = {
+    "import subprocess": "imports subprocess",
+    "from os import path": "imports from os",
+    "import socket as s": "imports socket",
+    "import ctypes": "imports ctypes",
+    "import builtins\nbuiltins.print = None": "monkeypatches builtins.print",
+    "__builtins__.len = None": "uses __builtins__",
+    "exec('x = 1')": "calls exec()",
+    "__import__('os')": "calls __import__()",
+    "sys.exit(0)": "calls sys.exit()",
+    "os._exit(0)": "calls os._exit()",
+    "raise SystemExit": "raises SystemExit",
+    "open('/etc/passwd').read()": "open() on a path outside '.': '/etc/passwd'",
+    "open('../../../gradebook.db', 'rb')": "open() on a path outside '.'",
+    "glob.glob('../../submitted/*')": "glob.glob() on a path outside '.'",
+    "torch.allclose = lambda *a, **k: True": "monkeypatches torch.allclose",
+    "import numpy as np\nnp.testing.assert_allclose = print": (
+        "monkeypatches np.testing.assert_allclose"
+    ),
+    "grading.check_close = None": "monkeypatches grading.check_close",
+    "setattr(torch, 'equal', None)": "calls setattr(torch)",
+    "get_ipython().showtraceback = lambda *a: None": "touches IPython's showtraceback",
+    "ip = get_ipython()\nip.set_custom_exc((Exception,), None)": "calls get_ipython()",
+    "def print(*args):\n    pass": "redefines print",
+    "AssertionError = Exception": "rebinds AssertionError",
+    "globals()['grading'] = None": "writes into globals()",
+    "globals().update(grading=None)": "changes globals() with .update()",
+    "!cat /etc/passwd": "runs a shell command: !cat /etc/passwd",
+    "%%bash\nls ..": "runs a shell or file magic: %%bash",
+}
+
+
+@pytest.mark.parametrize("source", FLAGGED, ids=range(len(FLAGGED)))
+def test_suspicious_code_is_flagged(tmp_path, source):
+    findings = suspicious_code(notebook(tmp_path, "x = 1", source))
+    assert findings, f"not flagged: {source!r}"
+    assert all(finding.startswith("cell c1: ") for finding in findings), findings
+    assert any(FLAGGED[source] in finding for finding in findings), findings
+
+
+BENIGN = [
+    "import numpy as np\nimport torch\nfrom torch import nn",
+    "model.weight = nn.Parameter(torch.zeros(3))",
+    "self_check = globals().get('square')",
+    "with open('prediction.csv', 'w') as handle:\n    handle.write('ID,score')",
+    "path = Path('runs') / 'model.pt'",
+    "text = 'a/b'.split('/')",
+    "%matplotlib inline\nplt.plot([1, 2])",
+    "def broken(:\n    pass",  # does not parse: cannot run either
+]
+
+
+@pytest.mark.parametrize("source", BENIGN, ids=range(len(BENIGN)))
+def test_ordinary_code_is_not_flagged(tmp_path, source):
+    assert suspicious_code(notebook(tmp_path, source)) == []
+
+
+def test_a_module_imported_in_another_cell_counts(tmp_path):
+    path = notebook(tmp_path, "import hw8.leaderboard as lb", "lb.assert_level = print")
+    assert suspicious_code(path) == ["cell c1: monkeypatches lb.assert_level"]
+
+
+def test_a_file_that_is_not_a_notebook_is_an_error(tmp_path):
+    path = tmp_path / "broken.ipynb"
+    path.write_text('{"cells": [ not json')
+    with pytest.raises(ValueError, match="not a notebook"):
+        suspicious_code(path)
