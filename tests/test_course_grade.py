@@ -33,7 +33,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from hw8.cli import main
-from hw8.course import grade, sandbox
+from hw8.course import GradeError, grade, sandbox
 
 pytestmark = pytest.mark.slow
 
@@ -172,6 +172,15 @@ def report(course: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
+def bwrap():
+    """Skip where bubblewrap cannot run (CI installs it: .ci/run)."""
+    try:
+        sandbox.check(sandbox.Sandbox("bwrap"))
+    except GradeError as error:
+        pytest.skip(str(error))
+
+
+@pytest.fixture(scope="module")
 def template(tmp_path_factory) -> Path:
     """The tiny course after generate_assignment, with every kind of submission."""
     course = tmp_path_factory.mktemp("template")
@@ -221,7 +230,7 @@ def reference(sequential) -> dict:
 
 
 @pytest.fixture(scope="module")
-def parallel(template, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+def parallel(bwrap, template, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     course = copy_course(template, tmp_path_factory, "parallel")
     return course, hw8_grade(course, "--workers", "2")
 
@@ -424,7 +433,7 @@ def dask_cluster(tmp_path_factory):
         process.wait(timeout=30)
 
 
-def test_dask_grades_equal_sequential(dask_cluster, template, reference, tmp_path_factory):
+def test_dask_grades_equal_sequential(bwrap, dask_cluster, template, reference, tmp_path_factory):
     course = copy_course(template, tmp_path_factory, "dask")
     result = hw8_grade(course, "--scheduler", dask_cluster)
     assert result.returncode == 1, result.stdout + result.stderr
@@ -577,3 +586,19 @@ def test_kernels_get_their_share_of_threads(tmp_path, monkeypatch):
         [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120
     )
     assert result.stdout.strip() == "1"
+
+
+def test_an_interrupted_grader_stops_its_running_jobs():
+    """Ctrl-C sets job.STOP: a job waiting on its sandbox stops at once (and is killed)."""
+    from hw8.course import job
+
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    threading.Timer(0.5, job.STOP.set).start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            job.wait(process, time.monotonic() + 60)
+    finally:
+        job.STOP.clear()
+        job.kill_tree(process.pid)
+        process.wait()
+    assert process.returncode is not None

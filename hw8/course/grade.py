@@ -6,8 +6,9 @@ folder, with the instructor's rights. Here each submission is one job
 (``hw8.course.job``): ``nbgrader autograde ASSIGNMENT --student ID`` in a private scratch
 course (the config, the assignment's files, that student's files, a gradebook holding the
 assignment only), inside a sandbox (``hw8.course.sandbox``), with its own time limit and
-the kernel held to its share of CPU threads and memory. Jobs run on a local pool of worker
-processes (``--workers``) or on a Dask cluster (``--scheduler tcp://HOST:8786``). Only
+the kernel held to its share of CPU threads and memory. Jobs run ``--workers`` at a time
+on this machine, each in its own process tree, or on a Dask cluster (``--scheduler
+tcp://HOST:8786``). Only
 this process, outside any sandbox, writes to the course: as each job ends it records the
 student's grades in the course gradebook through nbgrader's API
 (``hw8.course.gradebook``) and puts the autograded notebooks in
@@ -33,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -44,7 +45,7 @@ from tqdm.auto import tqdm
 from hw8.course import GradeError
 from hw8.course import gradebook as gradebooks
 from hw8.course import sandbox as sandboxes
-from hw8.course.job import FAILED, GRADED, TIMED_OUT, Job, Outcome, run_job
+from hw8.course.job import FAILED, GRADED, STOP, TIMED_OUT, Job, Outcome, run_job
 from hw8.course.scan import suspicious_code
 from hw8.files import write_json
 
@@ -393,22 +394,30 @@ def student_job(base: Job, course: Course, student: str, folder: Path) -> Job:
 
 @contextmanager
 def open_pool(args, sandbox: sandboxes.Sandbox):
-    """(executor, CPU threads per kernel, description) for the run: a local pool of worker
-    processes, or a Dask cluster's workers."""
+    """(executor, CPU threads per kernel, description) for the run: local workers, or a
+    Dask cluster's.
+
+    Locally each of ``--workers`` slots runs one job at a time, and a job's work is
+    ``nbgrader autograde`` in a process of its own (in the sandbox), so the slots are
+    threads that start those processes and wait: no extra interpreter per slot, and the
+    same job function as on Dask. Interrupted (Ctrl-C), the running jobs are stopped.
+    """
     if args.scheduler:
         with dask_pool(args.scheduler, sandbox) as pool:
             yield pool, args.threads or 1, f"Dask scheduler {args.scheduler}"
         return
-    import multiprocessing
-
     cores = len(os.sched_getaffinity(0))
     workers = args.workers or cores
     threads = args.threads or max(1, cores // workers)
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="hw8-grade")
     try:
         yield pool, threads, f"{workers} local worker(s), {threads} thread(s) each"
+    except BaseException:
+        STOP.set()
+        raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        STOP.clear()
 
 
 @contextmanager

@@ -19,6 +19,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ THREAD_VARIABLES = (
 # What the kernel inherits from the machine that runs the job (nothing else: no tokens).
 INHERITED_VARIABLES = ("LANG", "LC_ALL", "TZ", "PYTHONPATH", "CUDA_VISIBLE_DEVICES")
 MAX_RESULT_BYTES = 256 * 2**20  # an autograded folder larger than this is not brought back
+MAX_LOG_BYTES = 2**20  # what is read of nbgrader's log, from its end
+STOP = threading.Event()  # set by the grader when interrupted: running jobs stop at once
 # In nbgrader's log: the last line of a traceback ("nbformat.reader.NotJSONError: ..."),
 # and its own error lines except the ones that only say where to look.
 EXCEPTION_LINE = re.compile(r"^\s*(?:\w+\.)*(?P<text>\w+(?:Error|Exception|Exit): .+)$")
@@ -101,7 +104,7 @@ def run_job(job: Job) -> Outcome:
         scratch = Path(tmp) / "course"
         write_scratch(job, scratch)
         returncode = run_confined(job, scratch, Path(tmp) / "nbgrader.log")
-        log = (Path(tmp) / "nbgrader.log").read_text(errors="replace")
+        log = log_tail(Path(tmp) / "nbgrader.log")
         outcome = Outcome(job.student, GRADED, 0.0)
         if returncode is None:
             outcome.status = TIMED_OUT
@@ -167,14 +170,24 @@ def run_confined(job: Job, scratch: Path, log_path: Path) -> int | None:
             start_new_session=True,
         )
         try:
-            return process.wait(timeout=job.timeout)
-        except subprocess.TimeoutExpired:
-            return None
+            return wait(process, time.monotonic() + job.timeout)
         finally:
             kill_tree(process.pid)
             process.wait()
             if job.sandbox.kind == "docker":
                 sandboxes.stop_container(name)
+
+
+def wait(process: subprocess.Popen, deadline: float) -> int | None:
+    """The process's exit status, or None at the deadline; KeyboardInterrupt if STOP is set
+    (the grader was interrupted) or arrives."""
+    while not STOP.is_set():
+        try:
+            return process.wait(timeout=min(1.0, max(0.0, deadline - time.monotonic())))
+        except subprocess.TimeoutExpired:
+            if time.monotonic() >= deadline:
+                return None
+    raise KeyboardInterrupt
 
 
 def environment(job: Job, scratch: Path) -> dict[str, str]:
@@ -214,6 +227,13 @@ def kill_tree(pid: int) -> None:
         except psutil.NoSuchProcess:
             pass
     psutil.wait_procs(family, timeout=10)
+
+
+def log_tail(path: Path) -> str:
+    """The end of nbgrader's log (the kernel may write to it too: it can be huge)."""
+    with open(path, "rb") as log:
+        log.seek(max(0, path.stat().st_size - MAX_LOG_BYTES))
+        return log.read().decode(errors="replace")
 
 
 def error_summary(log: str) -> str:
