@@ -136,7 +136,7 @@ def bwrap_command(command: list[str], scratch: Path, hidden: list[str]) -> list[
     args = [BWRAP, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
     for folder in hidden:
         args += ["--tmpfs", folder]
-    for path in sorted(python_paths(hidden), key=len):
+    for path in python_paths([*hidden, "/tmp"]):
         args += ["--ro-bind", path, path]
     args += ["--bind", str(scratch), str(scratch), "--chdir", str(scratch)]
     for folder in hidden:
@@ -147,21 +147,22 @@ def bwrap_command(command: list[str], scratch: Path, hidden: list[str]) -> list[
 
 def python_paths(hidden: list[str]) -> list[str]:
     """What the grader's Python needs that lies inside a hidden folder: its prefixes, its
-    ``sys.path`` and the packages it imported (an editable ``hw8`` install, say). A path
-    holding a hidden folder is left out: mounting it would show that folder again."""
+    ``sys.path`` and the packages it imported (an editable ``hw8`` install, say), each
+    folder once (not inside another). A path holding a hidden folder is left out:
+    mounting it would show that folder again."""
     candidates = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, *sys.path}
     for name, module in list(sys.modules.items()):
         origin = getattr(module, "__file__", None)
         if "." not in name and origin and not name.startswith("__"):
             candidates.add(str(Path(origin).parent if origin.endswith("__init__.py") else origin))
-    found = set()
-    for candidate in filter(None, candidates):
-        path = Path(candidate).resolve()
+    found = []
+    for path in sorted({Path(c).resolve() for c in candidates if c}, key=lambda p: len(p.parts)):
         inside = any(path.is_relative_to(h) for h in hidden)
         holds = any(Path(h).is_relative_to(path) for h in hidden)
-        if inside and not holds and path.exists():
-            found.add(str(path))
-    return sorted(found)
+        covered = any(path.is_relative_to(kept) for kept in found)
+        if inside and not holds and not covered and path.exists():
+            found.append(path)
+    return [str(path) for path in found]
 
 
 def docker_command(
