@@ -1,7 +1,8 @@
 """Draw the images the notebooks show (run: python scripts/draw_assets.py).
 
 notebooks/hw8/assets/autoencoder.png: an autoencoder as encoder -> bottleneck (latent
-code z) -> decoder, with a bundled Fashion-MNIST image as the input and a blurred copy standing in for the
+code z) -> decoder, with a bundled Fashion-MNIST image as the input and a blurred copy
+standing in for the
 reconstruction. It is written to notebooks/hw8/assets/, beside the notebooks, so that
 nbgrader copies it into the release and the notebooks link it by a relative path.
 """
