@@ -224,14 +224,33 @@ def one_class_task(
     anomaly_fraction: float | None = 0.5,
     seed: int = 0,
     name: str = "one-class",
+    extra_test_normals: int = 0,
 ) -> AnomalyTask:
     """Build an HW8-shaped task: train on the normal classes, test on a mix.
 
-    The training set holds every training image of the normal classes. The test set
+    The training set holds the training images of the normal classes. The test set
     holds every normal test image plus anomalies drawn (seeded, evenly over the other
     classes) so that they make up ``anomaly_fraction`` of it; ``None`` keeps every
-    test image (the standard one-class protocol).
+    test image (the standard one-class protocol). ``extra_test_normals`` moves that many
+    normal *training* images (seeded) from the training set to the end of the test
+    split, for a test split with more normal images than the test set holds (the
+    anomalies are counted from the normal test images only).
     """
+    train_idx, test_idx, moved_idx = _one_class_indices(
+        data, normal_classes, anomaly_fraction, seed, extra_test_normals
+    )
+    test_normal = np.isin(data.test_labels, _normal_classes(data, normal_classes))
+    return AnomalyTask(
+        name=name,
+        train_images=data.train_images[train_idx],
+        test_images=np.concatenate([data.test_images[test_idx], data.train_images[moved_idx]]),
+        test_labels=np.r_[
+            (~test_normal[test_idx]).astype(np.int64), np.zeros(len(moved_idx), np.int64)
+        ],
+    )
+
+
+def _normal_classes(data: LabelledImages, normal_classes) -> tuple[int, ...]:
     num_classes = int(data.train_labels.max()) + 1
     normal_classes = tuple(sorted(set(int(c) for c in normal_classes)))
     bad = [c for c in normal_classes if not 0 <= c < num_classes]
@@ -240,23 +259,32 @@ def one_class_task(
             f"normal class(es) {list(normal_classes)}: expected one or more class numbers "
             f"in 0..{num_classes - 1}, not all of them (found {bad or 'all classes'})."
         )
-    train_normal = np.isin(data.train_labels, normal_classes)
+    return normal_classes
+
+
+def _one_class_indices(data, normal_classes, anomaly_fraction, seed, extra_test_normals):
+    """Indices of a one-class task: (training images, test images, training images moved
+    to the test split), the first and last into ``data.train_images``."""
+    normal_classes = _normal_classes(data, normal_classes)
+    train_normal_idx = np.flatnonzero(np.isin(data.train_labels, normal_classes))
     test_normal = np.isin(data.test_labels, normal_classes)
     normal_idx = np.flatnonzero(test_normal)
     anomaly_idx = np.flatnonzero(~test_normal)
     if anomaly_fraction is not None:
         wanted = round(len(normal_idx) * anomaly_fraction / (1 - anomaly_fraction))
         anomaly_idx = _stratified_sample(anomaly_idx, data.test_labels, wanted, seed)
-    order = np.sort(np.concatenate([normal_idx, anomaly_idx]))
-    return AnomalyTask(
-        name=name,
-        train_images=data.train_images[train_normal],
-        test_images=data.test_images[order],
-        test_labels=(~test_normal[order]).astype(np.int64),
-    )
+    if not 0 <= extra_test_normals < len(train_normal_idx):
+        raise DataError(
+            f"extra_test_normals={extra_test_normals}: expected 0 up to fewer than the "
+            f"{len(train_normal_idx)} training images of the normal class(es)."
+        )
+    rng = np.random.default_rng([seed, 3])  # a stream of its own
+    moved = np.sort(rng.choice(train_normal_idx, size=extra_test_normals, replace=False))
+    train_idx = np.setdiff1d(train_normal_idx, moved)
+    return train_idx, np.sort(np.concatenate([normal_idx, anomaly_idx])), moved
 
 
-def _stratified_sample(indices: np.ndarray, labels: np.ndarray, count: int, seed: int):
+def _stratified_sample(indices: np.ndarray, labels: np.ndarray, count: int, seed):
     """Pick ``count`` of ``indices`` spread evenly over their classes (seeded)."""
     rng = np.random.default_rng(seed)
     classes = np.unique(labels[indices])
@@ -269,21 +297,92 @@ def _stratified_sample(indices: np.ndarray, labels: np.ndarray, count: int, seed
     return np.concatenate(picked)
 
 
+VALIDATION_HELD_OUT = 0.2
+
+
+def validation_task(
+    data: LabelledImages,
+    normal_classes: tuple[int, ...] = (0,),
+    *,
+    anomaly_fraction: float | None = 0.5,
+    held_out: float = VALIDATION_HELD_OUT,
+    seed: int = 0,
+    name: str = "one-class",
+    extra_test_normals: int = 0,
+) -> AnomalyTask:
+    """A labelled validation split of :func:`one_class_task`, made of training images only.
+
+    Choose models and settings on it, and look at the test split once at the end. Of the
+    task's training images (those :func:`one_class_task` trains on, with the same
+    arguments), ``held_out`` (a fraction, seeded) become the validation split's normal
+    images and the rest its training set; its anomalies are training images of the other
+    classes, drawn evenly over them, as many per normal image as the task's test split
+    has. No test image, and no training image moved to the test split, is used.
+    """
+    if not 0 < held_out < 1:
+        raise DataError(f"held_out must be a fraction between 0 and 1, found {held_out}.")
+    train_idx, test_idx, moved_idx = _one_class_indices(
+        data, normal_classes, anomaly_fraction, seed, extra_test_normals
+    )
+    normal = np.isin(data.train_labels, _normal_classes(data, normal_classes))
+    test_anomalies = int((~np.isin(data.test_labels[test_idx], normal_classes)).sum())
+    ratio = test_anomalies / (len(test_idx) - test_anomalies + len(moved_idx))
+    rng = np.random.default_rng([seed, 1])  # a stream of its own: the test split is unchanged
+    count = max(1, round(len(train_idx) * held_out))
+    if count >= len(train_idx):
+        raise DataError(f"held_out={held_out} leaves no training image to train on.")
+    held = np.sort(rng.choice(train_idx, size=count, replace=False))
+    anomaly_idx = np.flatnonzero(~normal)
+    wanted = min(len(anomaly_idx), round(count * ratio))
+    anomalies = _stratified_sample(anomaly_idx, data.train_labels, wanted, [seed, 2])
+    order = np.sort(np.concatenate([held, anomalies]))
+    return AnomalyTask(
+        name=f"{name} (validation)",
+        train_images=data.train_images[np.setdiff1d(train_idx, held)],
+        test_images=data.train_images[order],
+        test_labels=(~normal[order]).astype(np.int64),
+    )
+
+
 def load_task(
     dataset: str = "bundled",
     data_dir: Path | str | None = None,
     normal_classes: tuple[int, ...] = (0,),
     seed: int = 0,
+    *,
+    anomaly_fraction: float | None = 0.5,
+    extra_test_normals: int = 0,
+    validation: bool = False,
 ) -> AnomalyTask:
-    """Load a task by dataset name: ``bundled``, ``fashion-mnist`` or ``hw8``."""
-    if dataset == "bundled":
-        return one_class_task(load_bundled(), normal_classes, seed=seed, name="bundled")
-    if dataset == "fashion-mnist":
-        data = load_fashion_mnist(data_dir or DEBIAN_FASHION_MNIST_DIR)
-        return one_class_task(data, normal_classes, seed=seed, name="fashion-mnist")
+    """Load a task by dataset name: ``bundled``, ``fashion-mnist`` or ``hw8``.
+
+    ``anomaly_fraction`` and ``extra_test_normals`` are passed to :func:`one_class_task`.
+    With ``validation=True`` the result is the task's labelled validation split
+    (:func:`validation_task`): trained on most of the normal training images, tested on
+    the rest of them and on training images of the other classes, never on a test image.
+    """
+    if dataset in ("bundled", "fashion-mnist"):
+        if dataset == "bundled":
+            data = load_bundled()
+        else:
+            data = load_fashion_mnist(data_dir or DEBIAN_FASHION_MNIST_DIR)
+        split = validation_task if validation else one_class_task
+        return split(
+            data,
+            normal_classes,
+            anomaly_fraction=anomaly_fraction,
+            seed=seed,
+            name=dataset,
+            extra_test_normals=extra_test_normals,
+        )
     if dataset == "hw8":
         if data_dir is None:
             raise DataError(f"dataset 'hw8' needs --data-dir. {HW8_SOURCE_HINT}")
+        if validation:
+            raise DataError(
+                "the real HW8 data has no labelled anomalies, so it has no validation split: "
+                "choose models and settings on load_task('bundled', validation=True)."
+            )
         return load_hw8(data_dir)
     raise DataError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASET_NAMES)}.")
 

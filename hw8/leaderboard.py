@@ -9,11 +9,26 @@ records every run, and the thresholds, in the package data file ``hw8/data/thres
 
 The scores file is the Kaggle CSV (``ID,score``, higher = more anomalous) written by
 :func:`hw8.anomaly.write_submission`, one row per test image of the bundled task.
+
+The points go to the student's own method: the package's boss recipe (:mod:`hw8.boss`,
+the `hw8 boss` command) is not one. The challenge cell runs ``improved_scores`` inside
+:func:`without_package_recipe` (``hw8.boss`` blocked), and since the autograder grades
+the saved file without retraining, the graded cells also read the source of
+``improved_scores`` (:func:`package_recipe_references`) and give 0 when it uses the
+recipe (:func:`assert_own_method`).
 """
 
 from __future__ import annotations
 
+import ast
+import importlib.abc
+import inspect
 import json
+import sys
+import textwrap
+import types
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,13 +43,24 @@ LEVELS = ("simple", "medium", "strong", "boss")
 # real face data and mean nothing on the bundled task.
 HW8_THRESHOLDS = {"simple": 0.53458, "medium": 0.71931, "strong": 0.78950, "boss": 0.82221}
 
-# The bundled task the stand-in thresholds were measured on (hw8.datasets.load_task).
-BUNDLED_TASK = {"dataset": "bundled", "normal_classes": (0,), "seed": 0}
+# The bundled task the stand-in thresholds were measured on (hw8.datasets.load_task). Its
+# test split holds every bundled test image (the normal class's 200, and 1,800 anomalies)
+# and 400 of the normal class's 1,000 training images (so 600 are left to train on): the
+# standard error of an AUC comes mostly from the number of normal images, and 600 measure
+# it well enough to tell the four levels apart.
+BUNDLED_TASK = {
+    "dataset": "bundled",
+    "normal_classes": (0,),
+    "seed": 0,
+    "anomaly_fraction": None,
+    "extra_test_normals": 400,
+}
 
 # Stand-in thresholds on the bundled task: for each level, the lowest test AUC its
 # reference recipe reached over three training seeds, rounded down to 5 decimals (so
-# running the reference recipe passes its level). benchmarks/calibrate_thresholds.py
-# measures them and writes this file; nothing else holds a copy.
+# running the reference recipe passes its level), with the standard error of an AUC on
+# this split beside it. benchmarks/calibrate_thresholds.py measures them and writes this
+# file; nothing else holds a copy.
 THRESHOLDS_FILE = Path(__file__).resolve().parent / "data" / "thresholds.json"
 
 
@@ -98,14 +124,54 @@ def points_for_auc(
     return {level: points_per_level if auc >= thresholds[level] else 0 for level in LEVELS}
 
 
-def bundled_task():
-    """The task the leaderboard grades (``BUNDLED_TASK``), as an ``AnomalyTask``."""
+def auc_standard_error(auc: float, anomalies: int, normals: int) -> float:
+    """The standard error of an AUC measured on ``anomalies`` + ``normals`` test images.
+
+    Hanley & McNeil (1982), equation 2, with their exponential approximations
+    ``Q1 = A / (2 - A)`` and ``Q2 = 2 A^2 / (1 + A)``.
+    """
+    a = float(auc)
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    variance = (a * (1 - a) + (anomalies - 1) * (q1 - a * a) + (normals - 1) * (q2 - a * a)) / (
+        anomalies * normals
+    )
+    return float(np.sqrt(max(variance, 0.0)))
+
+
+def bootstrap_standard_error(
+    labels: np.ndarray, scores: np.ndarray, draws: int = 1000, seed: int = 0
+) -> float:
+    """The standard error of ``roc_auc(labels, scores)`` by a stratified bootstrap.
+
+    Normal and anomalous images are resampled separately (so every draw keeps the split's
+    counts) ``draws`` times; the result is the standard deviation of the AUCs.
+    """
+    labels, scores = np.asarray(labels), np.asarray(scores, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    normal, anomalous = np.flatnonzero(labels == 0), np.flatnonzero(labels == 1)
+    aucs = []
+    for _ in range(draws):
+        pick = np.r_[rng.choice(normal, len(normal)), rng.choice(anomalous, len(anomalous))]
+        aucs.append(roc_auc(labels[pick], scores[pick]))
+    return float(np.std(aucs, ddof=1))
+
+
+def bundled_task(validation: bool = False):
+    """The task the leaderboard grades (``BUNDLED_TASK``), as an ``AnomalyTask``.
+
+    With ``validation=True``, its labelled validation split instead: built from the
+    training images only (``hw8.datasets.validation_task``), for choosing models and
+    settings without looking at the graded test split.
+    """
     from hw8.datasets import load_task  # late: keeps `import hw8.leaderboard` light
 
     return load_task(
         BUNDLED_TASK["dataset"],
         normal_classes=BUNDLED_TASK["normal_classes"],
         seed=BUNDLED_TASK["seed"],
+        anomaly_fraction=BUNDLED_TASK["anomaly_fraction"],
+        extra_test_normals=BUNDLED_TASK["extra_test_normals"],
+        validation=validation,
     )
 
 
@@ -133,7 +199,7 @@ def read_scores(path: Path | str, expected_rows: int) -> np.ndarray:
         raise LeaderboardError(
             f"{path}: expected {expected_rows} scores, one per image of the bundled test split, "
             f"found {len(scores)}. The leaderboard grades the bundled task: score "
-            "load_task('bundled').test_images, not the real HW8 test set or a slice."
+            "leaderboard.bundled_task().test_images, not the real HW8 test set or a slice."
         )
     return scores
 
@@ -181,16 +247,22 @@ def assert_level(
     path: Path | str = DEFAULT_SCORES_FILE,
     labels: np.ndarray | None = None,
     thresholds: dict[str, float] | None = None,
+    *,
+    method: Callable | None = None,
 ) -> Standing:
     """For a graded test cell: fail, in plain words, unless the file reaches ``level``.
 
-    The file must always exist and be well formed. With ``$HW8_QUICK=1`` (the switch the
-    course's tests set to cut training short) an AUC below the threshold is reported but
-    not failed, since the thresholds were measured on full training; never while nbgrader
-    autogrades (``$NBGRADER_EXECUTION=autograde``), so the switch earns a student nothing.
+    ``method`` is the student's ``improved_scores``: when given, it must be the student's
+    own (:func:`assert_own_method`), or no level counts. The file must always exist and be
+    well formed. With ``$HW8_QUICK=1`` (the switch the course's tests set to cut training
+    short) an AUC below the threshold is reported but not failed, since the thresholds
+    were measured on full training; never while nbgrader autogrades
+    (``$NBGRADER_EXECUTION=autograde``), so the switch earns a student nothing.
     """
     if level not in LEVELS:
         raise ValueError(f"unknown level {level!r}; choose one of {', '.join(LEVELS)}.")
+    if method is not None:
+        assert_own_method(method, verbose=False)
     try:
         result = grade_file(path, labels, thresholds)
     except LeaderboardError as error:
@@ -210,3 +282,219 @@ def assert_level(
         )
     print(f"OK  {level} baseline passed: AUC {result.auc:.5f} >= {result.thresholds[level]:.5f}")
     return result
+
+
+# ----------------------------------------------------------------------------- own method
+
+PACKAGE_RECIPE = "hw8.boss"
+RECIPE_MESSAGE = (
+    "the leaderboard's points are for your own method, and hw8.boss is the package's "
+    "recipe (the `hw8 boss` command): write improved_scores with hw8.models, hw8.train and "
+    "hw8.anomaly instead (see the ideas in the challenge section)."
+)
+
+
+def _is_recipe_object(value) -> bool:
+    """True for ``hw8.boss`` itself and anything defined in it."""
+    try:
+        if isinstance(value, types.ModuleType):
+            name = value.__name__
+        else:
+            name = getattr(value, "__module__", None)
+    except Exception:  # an object whose attribute lookup misbehaves is not the recipe
+        return False
+    return isinstance(name, str) and (
+        name == PACKAGE_RECIPE or name.startswith(PACKAGE_RECIPE + ".")
+    )
+
+
+def _mentions_recipe(tree: ast.AST) -> list[str]:
+    """What in a syntax tree refers to ``boss``: names, attributes, imports, import strings."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id == "boss":
+            found.append("the name `boss`")
+        elif isinstance(node, ast.Attribute) and node.attr == "boss":
+            found.append("`.boss`")
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names = [alias.name for alias in node.names]
+            if isinstance(node, ast.ImportFrom):
+                names = [f"{node.module or ''}.{name}" for name in names] + [node.module or ""]
+            found += [f"import {name}" for name in names if "boss" in name.split(".")]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if PACKAGE_RECIPE in node.value:
+                found.append(f"the string {node.value!r}")
+    return found
+
+
+def _code_mentions_recipe(code: types.CodeType) -> list[str]:
+    """What a code object (and the functions defined in it) names ``boss``: global or
+    attribute names, imports, and strings naming ``hw8.boss``."""
+    found = []
+    if any("boss" in name.split(".") for name in code.co_names):  # `import hw8.boss` too
+        found.append("the name `boss`")
+    for constant in code.co_consts:
+        if isinstance(constant, str) and PACKAGE_RECIPE in constant:
+            found.append(f"the string {constant!r}")
+        elif isinstance(constant, types.CodeType):
+            found.extend(_code_mentions_recipe(constant))
+    return found
+
+
+def _global_names(code: types.CodeType) -> set[str]:
+    names = set(code.co_names)
+    for constant in code.co_consts:
+        if isinstance(constant, types.CodeType):
+            names |= _global_names(constant)
+    return names
+
+
+def package_recipe_references(function: Callable) -> list[str]:
+    """Where ``function`` (and the notebook functions it calls) uses ``hw8.boss``.
+
+    Reads the source (``inspect.getsource`` works for functions defined in notebook
+    cells) and looks for any reference to ``boss``: a name, an attribute, an import, an
+    import by string; reads the compiled code for the same (so a function whose source
+    is out of reach is checked too); follows the global names it uses into the
+    notebook's own functions and classes; and flags a global bound to ``hw8.boss`` or to
+    anything defined there. Returns one line per finding, empty when there is none.
+    """
+    findings: list[str] = []
+    seen: set[int] = set()
+    home = getattr(function, "__module__", None)  # the notebook's functions live there
+
+    def visit(obj, label: str) -> None:
+        if id(obj) in seen:
+            return
+        seen.add(id(obj))
+        if isinstance(obj, type):  # a class of the notebook: check its methods
+            for value in vars(obj).values():
+                value = getattr(value, "__func__", getattr(value, "fget", value))
+                if isinstance(value, types.FunctionType):
+                    visit(value, f"{obj.__name__}.{value.__name__} (used by {label})")
+            return
+        obj = inspect.unwrap(obj)
+        code = getattr(obj, "__code__", None)
+        if not isinstance(code, types.CodeType):
+            findings.append(f"{label} is not a Python function, so it cannot be checked")
+            return
+        found = _code_mentions_recipe(code)
+        names = _global_names(code)
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(obj)))
+        except (OSError, TypeError, SyntaxError):
+            tree = None  # the compiled code was read above
+        if tree is not None:
+            found += _mentions_recipe(tree)
+            names |= {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+        findings.extend(f"{label} uses {what}" for what in dict.fromkeys(found))
+        namespace = obj.__globals__
+        for name in sorted(names):
+            value = namespace.get(name)
+            if value is None:
+                continue
+            if _is_recipe_object(value):
+                findings.append(f"{label} uses `{name}`, which comes from hw8.boss")
+            elif isinstance(value, types.FunctionType | type) and value.__module__ == home:
+                visit(value, f"{name} (used by {label})")
+
+    visit(function, getattr(function, "__name__", "the method"))
+    return findings
+
+
+def assert_own_method(method: Callable, *, verbose: bool = True) -> None:
+    """For a graded test cell: fail unless ``method`` (``improved_scores``) avoids ``hw8.boss``."""
+    if not callable(method):
+        raise AssertionError(
+            f"improved_scores should be a function, found {type(method).__name__}."
+        )
+    findings = package_recipe_references(method)
+    if findings:
+        raise AssertionError(
+            "No leaderboard points: "
+            + "; ".join(findings)
+            + ". "
+            + RECIPE_MESSAGE[0].upper()
+            + RECIPE_MESSAGE[1:]
+        )
+    if verbose:
+        print(f"OK  {getattr(method, '__name__', 'the method')} is your own (no hw8.boss in it)")
+
+
+class _BlockRecipeImport(importlib.abc.MetaPathFinder):
+    """A finder that refuses to import ``hw8.boss`` (and its submodules)."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname == PACKAGE_RECIPE or fullname.startswith(PACKAGE_RECIPE + "."):
+            raise ImportError(f"{PACKAGE_RECIPE} is blocked in the challenge: {RECIPE_MESSAGE}")
+        return None
+
+
+class _BlockedRecipe(types.ModuleType):
+    """Stands in for ``hw8.boss`` while blocked: every attribute raises."""
+
+    def __getattr__(self, name):
+        raise AssertionError(
+            f"{PACKAGE_RECIPE}.{name} is blocked in the challenge: {RECIPE_MESSAGE}"
+        )
+
+
+def _recipe_stub(name: str):
+    def blocked(*args, **kwargs):
+        raise AssertionError(
+            f"{PACKAGE_RECIPE}.{name} is blocked in the challenge: {RECIPE_MESSAGE}"
+        )
+
+    blocked.__name__ = name
+    return blocked
+
+
+@contextmanager
+def without_package_recipe(namespace: dict | None = None) -> Iterator[None]:
+    """Run the ``with`` block with ``hw8.boss`` blocked; everything is restored afterwards.
+
+    ``import hw8.boss`` (and ``from hw8 import boss``) raise ``ImportError``; the
+    functions and classes of an already imported ``hw8.boss`` are replaced by stubs that
+    raise ``AssertionError``; and so are the names in ``namespace`` (the notebook's
+    globals) bound to ``hw8.boss`` or to anything defined in it.
+    """
+    import hw8
+
+    finder = _BlockRecipeImport()
+    module = sys.modules.get(PACKAGE_RECIPE)
+    saved_attrs: dict[str, object] = {}
+    saved_names: dict[str, object] = {}
+    had_attr = hasattr(hw8, "boss")
+    parent_attr = getattr(hw8, "boss", None)
+    sys.meta_path.insert(0, finder)
+    try:
+        if module is not None:
+            for name, value in list(vars(module).items()):
+                if callable(value) and _is_recipe_object(value):
+                    saved_attrs[name] = value
+                    setattr(module, name, _recipe_stub(name))
+            del sys.modules[PACKAGE_RECIPE]
+        if had_attr:
+            delattr(hw8, "boss")
+        if namespace is not None:
+            for name, value in list(namespace.items()):
+                if _is_recipe_object(value) or value is module and module is not None:
+                    saved_names[name] = value
+                    namespace[name] = (
+                        _BlockedRecipe(PACKAGE_RECIPE)
+                        if isinstance(value, types.ModuleType)
+                        else _recipe_stub(getattr(value, "__name__", name))
+                    )
+        yield
+    finally:
+        sys.meta_path.remove(finder)
+        if module is not None:
+            for name, value in saved_attrs.items():
+                setattr(module, name, value)
+            sys.modules[PACKAGE_RECIPE] = module
+        if had_attr:
+            hw8.boss = parent_attr
+        elif hasattr(hw8, "boss"):
+            delattr(hw8, "boss")
+        if namespace is not None:
+            namespace.update(saved_names)

@@ -177,6 +177,36 @@ PLANTS: dict[str, list[Plant]] = {
             points=2,
             what="AUC that counts ties as losses instead of one half",
         ),
+        Plant(
+            solution="ae05-solution-roc-curve-points",
+            source="""
+                def roc_curve_points(labels, scores):
+                    from sklearn.metrics import roc_curve
+
+                    fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
+                    return fpr, tpr
+            """,
+            test="ae05-test-roc-curve-points",
+            points=2,
+            what="the ROC curve from sklearn.metrics.roc_curve, which the exercise forbids",
+        ),
+        # improved_scores that hands in the package's recipe: each of the four leaderboard
+        # cells gives 0 (the handed-in file has AUC 1, so only the own-method check fails)
+        *(
+            Plant(
+                solution="ae05-solution-improved-scores",
+                source="""
+                    def improved_scores(task):
+                        from hw8 import boss
+
+                        return boss.boss_scores(task, progress=False)
+                """,
+                test=f"ae05-test-leaderboard-{level}",
+                points=1,
+                what="improved_scores that calls the package's recipe hw8.boss",
+            )
+            for level in ("simple", "medium", "strong", "boss")
+        ),
     ],
 }
 

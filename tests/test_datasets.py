@@ -171,3 +171,59 @@ def test_batches_are_normalised_seeded_and_complete():
 def test_normalize_maps_0_and_255_to_minus_one_and_one():
     batch = torch.tensor([0, 255], dtype=torch.uint8)
     assert datasets.normalize(batch).tolist() == [-1.0, 1.0]
+
+
+def _rows(images):
+    return {image.tobytes() for image in images}
+
+
+def test_extra_test_normals_move_training_images_to_the_test_split(bundled):
+    plain = datasets.one_class_task(bundled, (0,), anomaly_fraction=None)
+    task = datasets.one_class_task(bundled, (0,), anomaly_fraction=None, extra_test_normals=300)
+    assert len(task.train_images) == 700 and len(task.test_images) == 2300
+    assert (task.test_labels == 0).sum() == 500 and task.test_labels.sum() == 1800
+    assert np.array_equal(task.test_images[:2000], plain.test_images)  # the test set first
+    moved = _rows(task.test_images[2000:])
+    assert moved <= _rows(plain.train_images) and not moved & _rows(task.train_images)
+    again = datasets.one_class_task(bundled, (0,), anomaly_fraction=None, extra_test_normals=300)
+    assert np.array_equal(again.test_images, task.test_images)
+    with pytest.raises(DataError, match="extra_test_normals=1000"):
+        datasets.one_class_task(bundled, (0,), extra_test_normals=1000)
+
+
+@pytest.mark.parametrize(("fraction", "extra"), [(0.5, 0), (None, 0), (None, 300)])
+def test_validation_split_uses_training_images_only(bundled, fraction, extra):
+    kwargs = {"anomaly_fraction": fraction, "seed": 0, "extra_test_normals": extra}
+    test = datasets.one_class_task(bundled, (0,), **kwargs)
+    val = datasets.validation_task(bundled, (0,), **kwargs)
+    held = val.test_images[val.test_labels == 0]
+    # the held-out normals and the remaining training images split the task's training set
+    assert len(held) == round(0.2 * len(test.train_images))
+    assert len(val.train_images) == len(test.train_images) - len(held)
+    assert _rows(held) | _rows(val.train_images) == _rows(test.train_images)
+    assert not _rows(held) & _rows(val.train_images)
+    # anomalies: training images of the other classes; no image of the test split anywhere
+    others = bundled.train_images[bundled.train_labels != 0]
+    assert _rows(val.test_images[val.test_labels == 1]) <= _rows(others)
+    assert not (_rows(val.test_images) | _rows(val.train_images)) & _rows(test.test_images)
+    ratio = test.test_labels.sum() / (test.test_labels == 0).sum()
+    assert val.test_labels.sum() == round(len(held) * ratio)
+    assert val.name == "one-class (validation)" and val.image_shape == test.image_shape
+    again = datasets.validation_task(bundled, (0,), **kwargs)
+    assert np.array_equal(again.test_images, val.test_images)
+
+
+def test_load_task_validation_and_anomaly_fraction():
+    full = datasets.load_task("bundled", anomaly_fraction=None)
+    assert len(full.test_images) == 2000 and full.test_labels.sum() == 1800
+    val = datasets.load_task("bundled", anomaly_fraction=None, validation=True)
+    assert val.name == "bundled (validation)"
+    assert len(val.train_images) == 800 and val.test_labels.sum() == 1800
+    # the test split is the same with or without the new options at their defaults
+    assert np.array_equal(
+        datasets.load_task("bundled").test_images, datasets.load_task().test_images
+    )
+    with pytest.raises(DataError, match="no validation split"):
+        datasets.load_task("hw8", "somewhere", validation=True)
+    with pytest.raises(DataError, match="held_out"):
+        datasets.validation_task(datasets.load_bundled(), (0,), held_out=1.5)

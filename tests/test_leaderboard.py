@@ -35,7 +35,17 @@ def write(tmp_path: Path, scores, name: str = "scores.csv") -> Path:
 
 def test_bundled_labels_are_the_task_the_notebook_grades(labels):
     assert labels.ndim == 1 and set(np.unique(labels)) == {0, 1}
-    assert 0.4 < labels.mean() < 0.6  # about half anomalies, as in HW8
+    # every bundled test image (the normal class's 200, the other classes' 1,800) and 400
+    # of the normal class's training images
+    assert (labels == 0).sum() == 600 and labels.sum() == 1800
+
+
+def test_the_validation_split_is_made_of_training_images():
+    task, validation = leaderboard.bundled_task(), leaderboard.bundled_task(validation=True)
+    seen = {image.tobytes() for image in task.test_images}
+    assert not any(image.tobytes() in seen for image in validation.test_images)
+    assert not any(image.tobytes() in seen for image in validation.train_images)
+    assert len(task.train_images) == 600 and len(validation.train_images) == 480
 
 
 def test_true_labels_as_scores_earn_every_point(tmp_path, labels):
@@ -145,6 +155,10 @@ def test_thresholds_follow_the_recorded_calibration_runs():
     assert task["dataset"] == leaderboard.BUNDLED_TASK["dataset"]
     assert tuple(task["normal_classes"]) == leaderboard.BUNDLED_TASK["normal_classes"]
     assert task["seed"] == leaderboard.BUNDLED_TASK["seed"]
+    assert task["anomaly_fraction"] == leaderboard.BUNDLED_TASK["anomaly_fraction"]
+    assert task["extra_test_normals"] == leaderboard.BUNDLED_TASK["extra_test_normals"]
+    labels = leaderboard.bundled_labels()
+    assert record["test_images"] == len(labels) and record["test_anomalies"] == labels.sum()
     for level in LEVELS:
         runs = record["levels"][level]["aucs"]
         assert BUNDLED_THRESHOLDS[level] == np.floor(min(runs) * 1e5) / 1e5
@@ -159,3 +173,124 @@ def test_readme_table_shows_the_recorded_thresholds():
             f"README.md shows {row.group(1)} for {level}; hw8/data/thresholds.json says "
             f"{BUNDLED_THRESHOLDS[level]:.5f}: update the README's leaderboard table."
         )
+
+
+def test_thresholds_are_apart_by_three_standard_errors_and_strong_beats_the_samples():
+    record = json.loads(RECORD.read_text())
+    se = record["standard_errors"]
+    for level in LEVELS:  # the larger bootstrap standard error of the level's reference runs
+        assert se[level] == max(record["levels"][level]["bootstrap_standard_errors"])
+    for lower, upper in zip(LEVELS, LEVELS[1:], strict=False):
+        gap = BUNDLED_THRESHOLDS[upper] - BUNDLED_THRESHOLDS[lower]
+        assert gap >= 3 * max(se[lower], se[upper]), (lower, upper, gap, se)
+        assert record["gaps_in_standard_errors"][f"{lower}-{upper}"] >= 3
+    samples = [auc for entry in record["untuned sample models"].values() for auc in entry["aucs"]]
+    assert set(record["untuned sample models"]) == {"fcn", "cnn", "vae"}
+    assert BUNDLED_THRESHOLDS["strong"] >= max(samples) + se["strong"]
+    # Hanley and McNeil's formula is recorded beside it, for comparison
+    labels = leaderboard.bundled_labels()
+    for level in LEVELS:
+        expected = leaderboard.auc_standard_error(
+            BUNDLED_THRESHOLDS[level], int(labels.sum()), int((labels == 0).sum())
+        )
+        assert record["hanley_mcneil_standard_errors"][level] == pytest.approx(expected, abs=1e-5)
+
+
+def test_standard_error_of_the_auc_follows_hanley_and_mcneil():
+    # Hanley & McNeil (1982), table 1 style: A = 0.9 with 200 and 200 cases
+    assert leaderboard.auc_standard_error(0.9, 200, 200) == pytest.approx(0.0160, abs=2e-4)
+    assert leaderboard.auc_standard_error(0.9, 1800, 200) < 0.0085  # more anomalies help
+    # a bootstrap of scores with AUC about 0.9 agrees with the formula
+    rng = np.random.default_rng(0)
+    labels = np.r_[np.zeros(200), np.ones(1800)].astype(int)
+    scores = rng.normal(size=2000) + 1.8 * labels
+    auc = roc_auc(labels, scores)
+    boot = leaderboard.bootstrap_standard_error(labels, scores, draws=400, seed=1)
+    assert 0.005 < boot < 0.02 and boot > leaderboard.auc_standard_error(auc, 1800, 200)
+    # the same scores, the standard error's own formula (DeLong's), by hand
+    s1, s0 = scores[labels == 1], scores[labels == 0]
+    wins = (s1[:, None] > s0[None, :]).astype(float)
+    delong = np.sqrt(wins.mean(1).var(ddof=1) / len(s1) + wins.mean(0).var(ddof=1) / len(s0))
+    assert boot == pytest.approx(delong, rel=0.15)
+
+
+# ----------------------------------------------------------------------------- own method
+
+
+def uses_the_recipe(task):
+    from hw8 import boss
+
+    return boss.boss_scores(task)
+
+
+def helper_with_the_recipe(task):
+    import hw8.boss
+
+    return hw8.boss.run_boss(task)["boss"]
+
+
+def calls_a_helper(task):
+    return helper_with_the_recipe(task) + 1
+
+
+def own_method(task):
+    """Scores from my own model (a docstring may say 'boss baseline')."""
+    return np.zeros(len(task.test_images)) + own_helper(task)
+
+
+def own_helper(task):
+    return 0.0
+
+
+def test_package_recipe_references_find_the_recipe_wherever_it_hides():
+    assert leaderboard.package_recipe_references(own_method) == []
+    assert "the name `boss`" in leaderboard.package_recipe_references(uses_the_recipe)[0]
+    found = leaderboard.package_recipe_references(calls_a_helper)
+    assert found and "helper_with_the_recipe (used by calls_a_helper)" in found[0]
+    from hw8.boss import boss_scores as scores_of  # an alias without the word in the call
+
+    # functions whose source inspect cannot read (exec'd code): their compiled code counts
+    namespace = {"scores_of": scores_of, "np": np}
+    alias = eval("lambda task: scores_of(task)", namespace)  # noqa: S307
+    assert (
+        "`scores_of`, which comes from hw8.boss" in leaderboard.package_recipe_references(alias)[0]
+    )
+    exec("def hidden(task):\n    import hw8.boss\n    return 1", namespace)  # noqa: S102
+    assert "the name `boss`" in leaderboard.package_recipe_references(namespace["hidden"])[0]
+    exec("def clean(task):\n    return np.zeros(3)", namespace)  # noqa: S102
+    assert leaderboard.package_recipe_references(namespace["clean"]) == []
+
+
+def test_assert_level_gives_nothing_to_the_package_recipe(tmp_path, labels):
+    perfect = write(tmp_path, labels)
+    assert assert_level("boss", perfect, labels, method=own_method).points == 4
+    with pytest.raises(AssertionError, match="No leaderboard points.*hw8.boss is the package"):
+        assert_level("simple", perfect, labels, method=calls_a_helper)
+    with pytest.raises(AssertionError, match="should be a function"):
+        leaderboard.assert_own_method(None)
+
+
+def test_without_package_recipe_blocks_hw8_boss_and_restores_it():
+    import sys
+
+    import hw8
+    import hw8.boss
+    from hw8.boss import boss_scores
+
+    module = sys.modules["hw8.boss"]
+    namespace = {"boss_scores": boss_scores, "recipe": hw8.boss, "np": np}
+    with leaderboard.without_package_recipe(namespace):
+        for statement in ("import hw8.boss", "from hw8 import boss", "from hw8.boss import fit"):
+            with pytest.raises(ImportError, match="blocked in the challenge"):
+                exec(statement, {})  # noqa: S102
+        with pytest.raises(AssertionError, match="boss_scores is blocked"):
+            namespace["boss_scores"](None)
+        with pytest.raises(AssertionError, match="run_boss is blocked"):
+            namespace["recipe"].run_boss(None)
+        with pytest.raises(AssertionError, match="is blocked"):
+            module.run_boss(None)  # held elsewhere: its functions are stubs
+        assert namespace["np"] is np
+    assert sys.modules["hw8.boss"] is module and hw8.boss is module
+    assert namespace["boss_scores"] is boss_scores is module.boss_scores
+    assert namespace["recipe"] is module
+    assert module.boss_scores.__module__ == "hw8.boss"
