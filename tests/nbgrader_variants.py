@@ -197,6 +197,41 @@ ALTERNATIVES: dict[str, dict[str, list[Variant]]] = {
                 "einsum for L eps, log K subtracted after the mean",
             ),
         ],
+        "05_anomaly_detection": [
+            Variant(
+                "ae05-solution-anomaly-scores",
+                """
+                def anomaly_scores(model, images, batch_size=500):
+                    device = next(model.parameters()).device
+                    model.eval()
+                    with torch.inference_mode():
+                        parts = [
+                            torch.linalg.vector_norm((model.reconstruct(b) - b).flatten(1), dim=1)
+                            for b in iterate_batches(to_device(images, device), batch_size)
+                        ]
+                    return torch.cat(parts).cpu().numpy().astype(np.float64)
+                """,
+                "torch.linalg.vector_norm under inference_mode",
+            ),
+            Variant(
+                "ae05-solution-roc-auc",
+                """
+                def roc_auc(labels, scores):
+                    labels, scores = np.asarray(labels), np.asarray(scores, dtype=np.float64)
+                    n1 = int((labels == 1).sum())
+                    n0 = len(labels) - n1
+                    if n1 == 0 or n0 == 0:
+                        raise ValueError("the AUC needs both classes")
+                    _, inverse = np.unique(scores, return_inverse=True)
+                    order = np.argsort(scores, kind="mergesort")
+                    ranks = np.empty(len(scores))
+                    ranks[order] = np.arange(1, len(scores) + 1)
+                    ranks = (np.bincount(inverse, ranks) / np.bincount(inverse))[inverse]
+                    return float((ranks[labels == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+                """,
+                "the Mann-Whitney U statistic from average ranks",
+            ),
+        ],
     },
     "b": {
         "01_vanilla_autoencoder": [
@@ -335,6 +370,39 @@ ALTERNATIVES: dict[str, dict[str, list[Variant]]] = {
                     return torch.mean(log_joint(x, z, W, b, s) - log_q)
                 """,
                 "L eps as (L @ eps^T)^T",
+            ),
+        ],
+        "05_anomaly_detection": [
+            Variant(
+                "ae05-solution-roc-curve-points",
+                """
+                def roc_curve_points(labels, scores):
+                    labels, scores = np.asarray(labels), np.asarray(scores, dtype=np.float64)
+                    positives = max(int((labels == 1).sum()), 1)
+                    negatives = max(int((labels == 0).sum()), 1)
+                    fpr, tpr = [0.0], [0.0]
+                    for threshold in np.unique(scores)[::-1]:
+                        flagged = scores >= threshold
+                        tpr.append((flagged & (labels == 1)).sum() / positives)
+                        fpr.append((flagged & (labels == 0)).sum() / negatives)
+                    return np.array(fpr), np.array(tpr)
+                """,
+                "one threshold at a time, from the highest score down",
+            ),
+            Variant(
+                "ae05-solution-roc-auc",
+                """
+                def roc_auc(labels, scores):
+                    labels, scores = np.asarray(labels), np.asarray(scores, dtype=np.float64)
+                    anomalies, normals = scores[labels == 1], scores[labels == 0]
+                    if anomalies.size == 0 or normals.size == 0:
+                        raise ValueError("the AUC needs both classes")
+                    normals = np.sort(normals)
+                    below = np.searchsorted(normals, anomalies, side="left")
+                    tied = np.searchsorted(normals, anomalies, side="right") - below
+                    return float((below + 0.5 * tied).sum() / (anomalies.size * normals.size))
+                """,
+                "counting with searchsorted on the sorted normal scores",
             ),
         ],
     },
