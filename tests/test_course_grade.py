@@ -23,6 +23,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -502,7 +503,7 @@ def test_a_second_run_on_the_same_course_is_refused(small_course, capsys):
     assert not (small_course / "autograded").exists()
 
 
-def test_without_bwrap_it_refuses_unless_told(small_course, capsys, monkeypatch):
+def test_without_bwrap_it_refuses_unless_told(small_course, tmp_path, capsys, monkeypatch):
     """No sandbox: a clear refusal; with --no-sandbox, a loud warning, and a submission that
     runs past --timeout is stopped, its kernel (in a session of its own) included."""
     monkeypatch.setattr(sandbox, "BWRAP", "bwrap-not-installed")
@@ -511,6 +512,9 @@ def test_without_bwrap_it_refuses_unless_told(small_course, capsys, monkeypatch)
     assert "bwrap command is not installed" in error and "--no-sandbox" in error
     shutil.rmtree(small_course / "submitted" / "correct")
     submit(small_course, "stuck", source_notebooks(add=HANG))
+    scratch = tmp_path / "scratch"  # the jobs' scratch courses, to find their processes
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     started = time.perf_counter()
     options = ["--no-sandbox", "--timeout", "10", "--cell-timeout", "600"]
     assert grade_here(small_course, ASSIGNMENT, *options) == 1
@@ -519,7 +523,7 @@ def test_without_bwrap_it_refuses_unless_told(small_course, capsys, monkeypatch)
     assert "WARNING: grading WITHOUT a sandbox" in captured.err
     assert "0 graded, 0 failed, 1 timed out" in captured.out
     assert "timed out: stuck: stopped after the time limit of 10 s" in captured.out
-    left = [p for p in psutil.process_iter(["cmdline"]) if "hw8-grade-" in str(p.info["cmdline"])]
+    left = [p for p in psutil.process_iter(["cmdline"]) if str(scratch) in str(p.info["cmdline"])]
     assert not left, "the stuck submission's processes outlived its time limit"
 
 
