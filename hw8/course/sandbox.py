@@ -31,7 +31,6 @@ from pathlib import Path
 
 from hw8.course import GradeError
 
-SANDBOXES = ("bwrap", "docker", "none")
 BWRAP = "bwrap"  # the bubblewrap command
 PROBE_TIMEOUT_S = 60
 BWRAP_PROBE = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-all"]
@@ -51,9 +50,10 @@ LIMIT_SNIPPET = (
 
 @dataclass(frozen=True)
 class Sandbox:
-    """How to confine a submission: ``kind`` one of SANDBOXES, the folders it must not see
-    (the course, the gradebook's folder; the grader's home and temporary folder are added
-    on the machine that runs it), and for ``docker`` the image to run."""
+    """How to confine a submission: ``kind`` (``bwrap``, ``docker`` or ``none``), the
+    folders it must not see (the course, the gradebook's folder; the grader's home and
+    temporary folder are added on the machine that runs it), and for ``docker`` the image
+    to run."""
 
     kind: str = "bwrap"
     hidden: tuple[str, ...] = field(default_factory=tuple)
