@@ -46,4 +46,4 @@ lock:
 	$(BIN)/python scripts/lock.py write --python $(BIN)/python
 
 clean:
-	rm -rf $(VENV) runs release autograded submitted feedback gradebook.db
+	rm -rf $(VENV) runs release autograded submitted feedback gradebook.db grade_reports
