@@ -386,7 +386,8 @@ DEVICE_HINT = (
     "a tensor was created on the CPU while the input was on another device. Create new "
     "tensors on the input's device: pass device=x.device (and dtype=x.dtype) to "
     "torch.randn / torch.rand / torch.zeros / torch.full, or use torch.randn_like(x), "
-    "torch.zeros_like(x); never call .cpu() or .cuda() inside the function."
+    "torch.zeros_like(x); never move a tensor to another device inside the function "
+    "(no .cpu(), no .to(...))."
 )
 
 
