@@ -12,14 +12,13 @@ from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPrep
 from nbgrader.preprocessors import (
     AssignLatePenalties,
     CheckCellMetadata,
-    Execute,
     GetGrades,
     IgnorePattern,
     LimitOutput,
     SaveAutoGrades,
 )
 
-from hw8.course.preprocessors import HideHiddenTests, Recheck
+from hw8.course.preprocessors import ExecuteAndRecheck, HideHiddenTests
 
 c = get_config()  # noqa: F821 - provided by nbgrader when it reads this file
 
@@ -29,7 +28,6 @@ c.CourseDirectory.release_directory = "release"
 c.CourseDirectory.submitted_directory = "submitted"
 c.CourseDirectory.autograded_directory = "autograded"
 c.CourseDirectory.feedback_directory = "feedback"
-c.CourseDirectory.db_assignments = [dict(name="hw8")]
 c.CourseDirectory.course_id = "ml2023spring-hw8"
 c.CourseDirectory.ignore = [
     ".ipynb_checkpoints",
@@ -58,13 +56,13 @@ c.ClearSolutions.enforce_metadata = True
 c.Autograde.exclude_overwriting = {"hw8": ["prediction.csv", "leaderboard_scores.csv"]}
 
 # Two steps of the course's own (hw8/course/preprocessors.py):
-# - autograde: after the kernel run, every test cell runs again in a fresh process where
-#   student code cannot switch the checks off (the re-check); a test that fails there loses
-#   its points, one that passed there keeps the kernel's verdict;
+# - autograde: nbgrader's Execute, plus the re-check: while the kernel runs the notebook,
+#   every test cell runs again in a fresh process (in a copy of the submission's folder)
+#   where student code cannot switch the checks off; a test that fails there loses its
+#   points, one that passed there keeps the kernel's verdict;
 # - feedback: students see which test failed and its message, never the hidden tests' code.
 c.Autograde.autograde_preprocessors = [
-    Execute,
-    Recheck,
+    ExecuteAndRecheck,
     IgnorePattern,
     ClearMetadataPreprocessor,
     LimitOutput,

@@ -1,8 +1,9 @@
 """The course's own nbgrader steps, named in ``nbgrader_config.py``.
 
-- :class:`Recheck` (autograde, after ``Execute``): every test cell runs again outside the
-  student's kernel (:mod:`hw8.course.recheck`); a test cell that fails there loses its
-  points even though it passed in the kernel.
+- :class:`ExecuteAndRecheck` (autograde, in place of ``Execute``): while the kernel runs
+  the notebook, every test cell runs again outside the student's kernel
+  (:mod:`hw8.course.recheck`); a test cell that fails there loses its points even though
+  it passed in the kernel.
 - :class:`HideHiddenTests` (generate_feedback): the feedback a student receives names
   each test cell and shows its message, but never the hidden tests' code: their lines
   are cut from the test cells and error tracebacks are cut to their last line.
@@ -13,9 +14,9 @@ from __future__ import annotations
 import re
 
 import nbformat
-from nbgrader.preprocessors import NbGraderPreprocessor
+from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 
-from hw8.course.recheck import cell_role, recheck
+from hw8.course.recheck import Recheck, cell_role
 
 FAILED = "RecheckFailed"
 HIDDEN = re.compile(r"^([ \t]*)### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS[^\n]*", re.S | re.M)
@@ -44,15 +45,21 @@ def recheck_error(message: str):
     )
 
 
-class Recheck(NbGraderPreprocessor):
-    """Autograde step: test cells the re-check does not confirm lose their points."""
+class ExecuteAndRecheck(Execute):
+    """Autograde step in place of nbgrader's ``Execute``: the kernel run, with the re-check
+    running beside it in its own process; test cells the re-check does not confirm lose
+    their points."""
 
     def preprocess(self, nb, resources):
-        """Re-check the executed notebook and mark the test cells that fail there."""
-        timeout = int(self.config.get("Execute", {}).get("timeout", 300) or 300)
+        """Start the re-check, run the notebook in the kernel, then mark what failed."""
+        timeout = self.timeout or 300
         code_cells = sum(cell.cell_type == "code" for cell in nb.cells)
         folder = resources.get("metadata", {}).get("path") or "."
-        failures = recheck(nb, folder, timeout, timeout * max(code_cells, 1))
+        running = Recheck(nb, folder, timeout, timeout * max(code_cells, 1))
+        try:
+            nb, resources = super().preprocess(nb, resources)
+        finally:
+            failures = running.failures()
         for cell in nb.cells:
             grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
             if cell_role(cell) == "test" and grade_id in failures and not failed_in_kernel(cell):

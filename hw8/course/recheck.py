@@ -28,10 +28,12 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import time
 import types
 from pathlib import Path
 
@@ -289,45 +291,95 @@ def main(argv: list[str] | None = None) -> int:
 # ----------------------------------------------------------------------------- the grader's side
 
 
-def recheck(nb, folder: Path | str, cell_timeout: int, total_timeout: int) -> dict[str, str]:
-    """Run the re-check of ``nb`` in ``folder``; the grade ids it did not confirm, with why."""
-    token = secrets.token_hex(16)
-    tests = [
-        cell.metadata["nbgrader"]["grade_id"] for cell in nb.cells if cell_role(cell) == "test"
-    ]
-    with tempfile.TemporaryDirectory() as scratch:
-        source = Path(scratch) / "notebook.ipynb"
+LINK_ABOVE_BYTES = 50 * 2**20
+
+
+class Recheck:
+    """The re-check of one notebook, running in its own process and scratch folder.
+
+    It starts before the kernel run and runs beside it (a submission is graded in about
+    half the time); :meth:`failures` waits for it. The scratch folder holds a copy of the
+    submission's folder, so the two runs never read each other's half-written files; files
+    over 50 MB (data sets, weights: read, not written) are linked, not copied.
+    """
+
+    def __init__(self, nb, folder: Path | str, cell_timeout: int, total_timeout: int):
+        self.token = secrets.token_hex(16)
+        self.tests = [
+            cell.metadata["nbgrader"]["grade_id"] for cell in nb.cells if cell_role(cell) == "test"
+        ]
+        self.deadline = time.monotonic() + total_timeout
+        self.scratch = tempfile.TemporaryDirectory()
+        root = Path(self.scratch.name)
+        work = root / "submission"
+        shutil.copytree(folder, work, symlinks=True, copy_function=_copy_or_link)
+        source = root / "notebook.ipynb"
         clean = nbformat.from_dict(nb)
         for cell in clean.cells:
             if cell.cell_type == "code":
                 cell.outputs, cell.execution_count = [], None
         nbformat.write(clean, source)
-        command = [sys.executable, "-m", "hw8.course.recheck", str(source), str(cell_timeout)]
-        try:
-            result = subprocess.run(
-                command,
-                input=token + "\n",
-                cwd=folder,
-                capture_output=True,
+        self.verdicts = root / "verdicts.txt"
+        with open(self.verdicts, "w") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "hw8.course.recheck", str(source), str(cell_timeout)],
+                stdin=subprocess.PIPE,
+                stdout=out,
+                stderr=subprocess.DEVNULL,
+                cwd=work,
                 text=True,
-                timeout=total_timeout,
+                start_new_session=True,
             )
-            stdout = result.stdout
-        except subprocess.TimeoutExpired as error:
-            stdout = (error.stdout or b"").decode() if isinstance(error.stdout, bytes) else ""
-    confirmed, failures = set(), {}
-    for line in stdout.splitlines():
-        if not line.startswith(token + " ["):
-            continue
-        grade_id, ok, message = json.loads(line[len(token) + 1 :])
-        if ok:
-            confirmed.add(grade_id)
-        else:
-            failures[grade_id] = message
-    for grade_id in tests:
-        if grade_id not in confirmed and grade_id not in failures:
-            failures[grade_id] = "the re-check did not reach this cell (it stopped or timed out)"
-    return failures
+        self.process.stdin.write(self.token + "\n")
+        self.process.stdin.close()
+
+    def failures(self) -> dict[str, str]:
+        """Wait for the re-check; the grade ids it did not confirm, with why."""
+        try:
+            self.process.wait(timeout=max(0.0, self.deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+        finally:
+            _kill_group(self.process)
+        stdout = self.verdicts.read_text(errors="replace")
+        self.scratch.cleanup()
+        return self._read(stdout)
+
+    def _read(self, stdout: str) -> dict[str, str]:
+        confirmed, failures = set(), {}
+        for line in stdout.splitlines():
+            if not line.startswith(self.token + " ["):
+                continue
+            grade_id, ok, message = json.loads(line[len(self.token) + 1 :])
+            if ok:
+                confirmed.add(grade_id)
+            else:
+                failures[grade_id] = message
+        for grade_id in self.tests:
+            if grade_id not in confirmed and grade_id not in failures:
+                failures[grade_id] = "the re-check did not reach this cell (stopped or timed out)"
+        return failures
+
+
+def _copy_or_link(source: str, destination: str) -> None:
+    if os.path.getsize(source) > LINK_ABOVE_BYTES:
+        os.symlink(os.path.abspath(source), destination)
+    else:
+        shutil.copy2(source, destination)
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    """Stop the re-check and anything student code started from it."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
+
+
+def recheck(nb, folder: Path | str, cell_timeout: int, total_timeout: int) -> dict[str, str]:
+    """Run the re-check of ``nb`` in a copy of ``folder``; the grade ids it did not confirm."""
+    return Recheck(nb, folder, cell_timeout, total_timeout).failures()
 
 
 if __name__ == "__main__":
