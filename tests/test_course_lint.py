@@ -120,6 +120,10 @@ def _solution_in_test(nb):
     cell(nb, "ae03-test-vae-loss").source += "\n### BEGIN SOLUTION\nx = 1\n### END SOLUTION"
 
 
+def _shows_a_value(nb):
+    cell(nb, "ae03-test-vae-loss").source += "\n0.5  # nbgrader would read 0.5 as the score"
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -134,6 +138,7 @@ def _solution_in_test(nb):
         (_duplicate, "the id is also used"),
         (_grade_id_differs, "must equal the cell id"),
         (_solution_in_test, "solution markers outside a solution cell"),
+        (_shows_a_value, "reads a test cell's displayed value as its score"),
     ],
     ids=lambda value: getattr(value, "__name__", "")[:24],
 )

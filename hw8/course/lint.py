@@ -23,9 +23,12 @@
 
 from __future__ import annotations
 
+import ast
 import copy
+import io
 import json
 import re
+import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -153,7 +156,31 @@ def check_cell(name: str, number: str, cell) -> list[Problem]:
     if grade and not (isinstance(meta.get("points"), int | float) and meta["points"] > 0):
         problems.append(Problem(name, cell_id, "a graded cell needs points > 0."))
     problems += check_markers(name, cell_id, role, cell.source)
+    if role == "test" and shows_a_value(cell.source):
+        problems.append(
+            Problem(
+                name,
+                cell_id,
+                "the cell ends in an expression whose value is displayed, and nbgrader reads a "
+                "test cell's displayed value as its score; end that line with ';'.",
+            )
+        )
     return problems
+
+
+def shows_a_value(source: str) -> bool:
+    """True when IPython would display the value of the cell's last statement: it is an
+    expression, and no ';' ends it (comments after it do not count)."""
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:
+        return False
+    if not body or not isinstance(body[-1], ast.Expr):
+        return False
+    skipped = {tokenize.COMMENT, tokenize.NEWLINE, tokenize.NL, tokenize.ENDMARKER}
+    tokens = tokenize.generate_tokens(io.StringIO(source).readline)
+    last = [token for token in tokens if token.type not in skipped][-1]
+    return last.string != ";"
 
 
 def check_markers(name: str, cell_id: str, role: str, source: str) -> list[Problem]:
