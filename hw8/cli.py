@@ -4,6 +4,7 @@ hw8 train --model cnn --data bundled --out runs/cnn
 hw8 predict --checkpoint runs/cnn/checkpoint.pt --data bundled --out prediction.csv
 hw8 boss --out runs/boss
 hw8 data export-hw8 DIR
+hw8 validate NOTEBOOK            (students: run a notebook's tests without nbgrader)
 hw8 course check                 (instructors: lint the source notebooks)
 hw8 course grade hw8             (instructors: autograde every submission, in parallel)
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hw8 import anomaly, datasets, plots, train
+from hw8 import anomaly, datasets, plots, train, validate
 from hw8.course import GradeError
 from hw8.device import DeviceError, resolve_device, seed_everything
 from hw8.files import write_json
@@ -218,6 +219,12 @@ def command_export(args) -> int:
     return 0
 
 
+def command_validate(args) -> int:
+    """Run each notebook's visible tests; exit 1 when any test cell fails."""
+    passed = [validate.validate(path, args.timeout) for path in args.notebooks]
+    return 0 if all(passed) else 1
+
+
 def command_course_check(args) -> int:
     """Lint the source notebooks; with --record-release, add their ids to the released list."""
     from hw8.course import lint
@@ -299,6 +306,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_options(e)
     e.set_defaults(run=command_export)
 
+    p = commands.add_parser("validate", help="run a homework notebook's tests (no nbgrader)")
+    p.add_argument("notebooks", type=Path, nargs="+", metavar="NOTEBOOK")
+    p.add_argument("--timeout", type=positive(int), default=300, help="seconds per cell (300)")
+    p.set_defaults(run=command_validate)
+
     p = commands.add_parser("course", help="instructor tools (install hw8[course])")
     course_commands = p.add_subparsers(dest="course_command", required=True)
     c = course_commands.add_parser("check", help="lint the source notebooks before a release")
@@ -345,6 +357,7 @@ EXPECTED_ERRORS = (
     anomaly.SubmissionError,
     DeviceError,
     GradeError,
+    validate.ValidateError,
 )
 
 
