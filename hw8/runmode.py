@@ -40,3 +40,28 @@ def scaled_epochs(epochs: int) -> int:
 def quick_slice(count: int, quick_count: int = 256) -> int:
     """``count``, or at most ``quick_count`` when training is short."""
     return min(count, quick_count) if short_training() else count
+
+
+def platform() -> str:
+    """Where the notebook runs: ``"colab"``, ``"kaggle"`` or ``"local"`` (anything else:
+    a laptop, a course JupyterHub)."""
+    if "COLAB_RELEASE_TAG" in os.environ or "COLAB_GPU" in os.environ:
+        return "colab"
+    if "KAGGLE_KERNEL_RUN_TYPE" in os.environ or os.path.isdir("/kaggle/input"):
+        return "kaggle"
+    return "local"
+
+
+def describe_runtime() -> str:
+    """One line for a notebook's first cell: hw8's version, the platform, Python, torch."""
+    import platform as python_platform
+
+    import torch
+
+    import hw8
+
+    where = {"colab": "Google Colab", "kaggle": "Kaggle", "local": "a local Jupyter"}[platform()]
+    return (
+        f"hw8 {hw8.__version__} on {where} (Python {python_platform.python_version()}, "
+        f"PyTorch {torch.__version__})"
+    )

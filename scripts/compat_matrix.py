@@ -8,7 +8,8 @@ For each environment: a fresh virtual environment in a temporary folder; torch==
 first (the CPU build this machine has on disk; any other build is a multi-GB CUDA
 download), then the environment's own versions and the test tools (pytest, ruff, nbclient,
 nbformat, ipykernel: what a notebook image has anyway); ``pip freeze``; then hw8 itself, the
-wheel built from this checkout, installed the way a student would (``pip install hw8``: no
+wheel built from this checkout, installed the way a student on Colab or Kaggle gets it: by
+the install cell that opens every notebook, run in a kernel with the wheel beside it (no
 lock, no extras); then
 
 1. every preinstalled package must still have the version it had (hw8's ranges admitted
@@ -167,6 +168,26 @@ for name in names:
 print("imports without the course tools:", " ".join(names))
 """
 
+# hw8 installed as a student on Colab or Kaggle gets it: the install cell that opens every
+# notebook, run in a kernel of the environment, with the release's wheel beside it.
+INSTALL_RUNNER = r"""
+import sys
+from pathlib import Path
+import nbformat
+from nbclient import NotebookClient
+from nbformat.v4 import new_notebook
+
+folder = Path(sys.argv[1])
+source = nbformat.read(folder / "05_anomaly_detection.ipynb", as_version=4)
+(cell,) = [c for c in source.cells if c.get("id", "").endswith("-code-install")]
+nb = new_notebook(cells=[cell])
+NotebookClient(nb, timeout=600, kernel_name="python3",
+               resources={"metadata": {"path": str(folder)}}).execute()
+text = "".join(o.get("text", "") for o in nb.cells[0].outputs)
+print(text.strip())
+assert text.strip().splitlines()[-1].startswith("hw8 "), text
+"""
+
 NOTEBOOK_RUNNER = r"""
 import sys, time
 from pathlib import Path
@@ -242,7 +263,13 @@ def run_environment(env: Environment, wheel: Path, work: Path, record: dict) -> 
         before = freeze(py)
         record["preinstalled"] = before
 
-        step("install hw8", [*pip, wheel])
+        notebooks = home / "notebooks"
+        notebooks.mkdir()
+        for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+            shutil.copy2(path, notebooks / path.name)
+        record["notebooks"] = sorted(p.name for p in notebooks.glob("*.ipynb"))
+        shutil.copy2(wheel, notebooks / wheel.name)
+        step("install hw8", [py, "-c", INSTALL_RUNNER, notebooks], cwd=notebooks)
         after = freeze(py)
         moved = differences(before, after, extra=False)
         record["added by hw8"] = {k: v for k, v in after.items() if k not in before}
@@ -261,11 +288,6 @@ def run_environment(env: Environment, wheel: Path, work: Path, record: dict) -> 
             test_cmd += [f"--ignore={p.relative_to(ROOT)}" for p in course_test_files()]
         step("package tests", test_cmd, cwd=ROOT)
 
-        notebooks = home / "notebooks"
-        notebooks.mkdir()
-        for path in sorted(NOTEBOOKS.glob("*.ipynb")):
-            shutil.copy2(path, notebooks / path.name)
-        record["notebooks"] = sorted(p.name for p in notebooks.glob("*.ipynb"))
         runner = [py, "-c", NOTEBOOK_RUNNER, notebooks, str(CELL_TIMEOUT_S), venv]
         step("notebooks", runner, cwd=notebooks)
     record["ok"] = True

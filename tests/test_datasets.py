@@ -1,4 +1,5 @@
 import gzip
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -227,3 +228,57 @@ def test_load_task_validation_and_anomaly_fraction():
         datasets.load_task("hw8", "somewhere", validation=True)
     with pytest.raises(DataError, match="held_out"):
         datasets.validation_task(datasets.load_bundled(), (0,), held_out=1.5)
+
+
+# ----------------------------------------------------------------------------- finding HW8 files
+
+
+def _hw8_files(folder):
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in (datasets.HW8_TRAIN_FILE, datasets.HW8_TEST_FILE):
+        (folder / name).write_bytes(b"")
+    return folder
+
+
+def test_find_hw8_dir_looks_where_each_platform_keeps_the_files(tmp_path, monkeypatch):
+    monkeypatch.delenv("HW8_DATA_DIR", raising=False)
+    kaggle = datasets.hw8_candidates("kaggle", tmp_path)
+    colab = datasets.hw8_candidates("colab", tmp_path)
+    assert kaggle[0] == Path("/kaggle/input/ml2023spring-hw8")
+    assert Path("/content/ml2023spring-hw8") in colab
+    assert Path("/content/drive/MyDrive/ml2023spring-hw8") in colab
+    local = datasets.hw8_candidates("local", tmp_path)
+    assert local[0] == tmp_path / "ml2023spring-hw8" and not any("kaggle" in str(p) for p in local)
+    monkeypatch.setenv("HW8_DATA_DIR", str(tmp_path / "mine"))
+    assert datasets.hw8_candidates("local", tmp_path)[0] == tmp_path / "mine"
+
+
+def test_find_hw8_dir_finds_files_beside_the_notebook(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("HW8_DATA_DIR", raising=False)
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert datasets.find_hw8_dir(where="local") is None
+    said = capsys.readouterr().out
+    assert "not found" in said and str(tmp_path / "ml2023spring-hw8") in said
+    folder = _hw8_files(tmp_path / "data" / "ml2023spring-hw8")
+    assert datasets.find_hw8_dir(where="local") == folder
+    assert "found" in capsys.readouterr().out
+
+
+def test_find_hw8_dir_names_the_missing_file_of_a_given_folder(tmp_path, monkeypatch):
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    folder = tmp_path / "hw8"
+    folder.mkdir()
+    (folder / datasets.HW8_TRAIN_FILE).write_bytes(b"")
+    with pytest.raises(datasets.DataError, match="no testingset.npy"):
+        datasets.find_hw8_dir(folder)
+    assert datasets.find_hw8_dir(_hw8_files(folder)) == folder
+
+
+def test_the_grader_never_depends_on_its_own_folders(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    monkeypatch.chdir(tmp_path)
+    _hw8_files(tmp_path / "ml2023spring-hw8")
+    assert datasets.find_hw8_dir(where="local") is None  # no search while grading
+    assert datasets.find_hw8_dir(tmp_path / "students-own-path") is None
+    assert "bundled task is used" in capsys.readouterr().out
