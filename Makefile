@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LOCK := requirements/lock.txt
 
-.PHONY: demo test pytest compat lint format lock clean
+.PHONY: demo test pytest compat lint format lock release clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,14 @@ pytest: $(STAMP)
 # notebooks must pass (scripts/compat_matrix.py; a few minutes)
 compat: $(STAMP)
 	$(BIN)/python scripts/compat_matrix.py
+
+# the student release, release/hw8/: the notebooks (solutions and hidden tests removed) and
+# hw8's wheel, which each notebook's first cell installs on Colab or Kaggle
+release: $(STAMP)
+	rm -f notebooks/hw8/hw8-*.whl
+	$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation -w notebooks/hw8 .
+	$(BIN)/hw8 course check
+	$(BIN)/nbgrader generate_assignment hw8 --force
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
