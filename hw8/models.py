@@ -178,10 +178,13 @@ def kl_to_prior(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 class SampleVAE(Autoencoder):
     """The course sample vae, flaws included.
 
-    Its mean and log-variance heads both end in a ReLU, so the log-variance can never
-    be negative (every posterior standard deviation is at least 1). This copy keeps
-    the flaw on purpose; ``conv_vae`` is the repaired model. Loss as in the sample:
-    mean squared error (mean over pixels) plus the KL divergence summed over the batch.
+    Its mean and log-variance heads both end in a ReLU: every mean is >= 0 (the codes
+    fill one orthant of the prior) and the log-variance can never be negative (every
+    posterior standard deviation is at least 1, as wide as the prior). This copy keeps
+    both flaws on purpose; ``conv_vae`` is the repaired model. Loss as in the sample:
+    mean squared error (mean over pixels) plus the KL divergence summed over the batch,
+    which weighs the KL N * D / 2 times more than ``0.5 * SSE + KL`` per image would
+    (N images of D pixels in a batch; notebooks 03 and 04 derive it).
     """
 
     name = "vae"

@@ -99,3 +99,78 @@ def plot_latent_scatter(codes, labels, class_names=None, path=None):
     axis.set(xlabel="$z_1$", ylabel="$z_2$", title="latent codes of the test images")
     axis.legend(fontsize=7, markerscale=3, loc="best")
     return _finish(figure, path)
+
+
+def latent_grid(n: int = 15, dims: tuple[int, int] = (0, 1), latent: int = 2, edge: float = 0.05):
+    """Codes on a grid over the prior N(0, I), as in Kingma and Welling (2014), figure 4.
+
+    The two chosen dimensions ``dims`` take the values ``Phi^{-1}(u)`` (the inverse normal
+    CDF) for ``n`` evenly spaced probabilities ``u`` from ``edge`` to ``1 - edge``, so
+    that every cell of the grid holds the same prior mass; the other dimensions stay at
+    0, the prior's mean. Returns ``(values, codes)``: the ``n`` values of one axis, and
+    the ``(n * n, latent)`` codes, row by row, the first dimension of ``dims`` along the
+    columns and the second down the rows (largest at the top).
+    """
+    if n < 2 or not 0 < edge < 0.5 or len(set(dims)) != 2 or not all(0 <= d < latent for d in dims):
+        raise ValueError(
+            f"latent_grid: expected n >= 2, 0 < edge < 0.5 and two different dims in "
+            f"0..{latent - 1}; found n={n}, edge={edge}, dims={tuple(dims)}."
+        )
+    u = torch.linspace(edge, 1 - edge, n, dtype=torch.float64)
+    values = torch.distributions.Normal(0.0, 1.0).icdf(u).float()
+    codes = torch.zeros(n, n, latent)
+    codes[:, :, dims[0]] = values.view(1, n)
+    codes[:, :, dims[1]] = values.flip(0).view(n, 1)
+    return values, codes.view(n * n, latent)
+
+
+@torch.no_grad()
+def plot_latent_grid(decode, latent: int = 2, n: int = 15, dims=(0, 1), device=None, path=None):
+    """Decode a grid of codes over the prior (:func:`latent_grid`) into one tiled figure.
+
+    ``decode`` maps codes ``(M, latent)`` to images ``(M, C, H, W)`` in [-1, 1] (a
+    model's ``decode``); the codes are made on ``device`` (default: the CPU).
+    """
+    values, codes = latent_grid(n, dims, latent)
+    images = to_display(decode(codes.to(device or "cpu")))
+    height, width, channels = images.shape[1:]
+    tiles = images.reshape(n, n, height, width, channels).transpose(0, 2, 1, 3, 4)
+    mosaic = tiles.reshape(n * height, n * width, channels)
+    figure, axis = plt.subplots(figsize=(6, 6))
+    if channels == 1:
+        axis.imshow(mosaic[..., 0], cmap="gray", vmin=0, vmax=1)
+    else:
+        axis.imshow(mosaic)
+    ticks = np.arange(n) * height + height / 2
+    labels = [f"{v:.1f}" for v in values.tolist()]
+    axis.set_xticks(np.arange(n) * width + width / 2, labels, fontsize=7)
+    axis.set_yticks(ticks, labels[::-1], fontsize=7)
+    axis.set(
+        xlabel=f"$z_{dims[0] + 1}$",
+        ylabel=f"$z_{dims[1] + 1}$",
+        title="decoded codes over the prior (grid of equal prior mass)",
+    )
+    return _finish(figure, path)
+
+
+def plot_kl_per_dimension(kl_by_name: dict, threshold: float = 0.01, path=None):
+    """Mean KL of each latent dimension, largest first, one line per model (log scale).
+
+    ``kl_by_name`` maps a label to the KL per dimension (nats, averaged over images);
+    the dashed line is ``threshold``, the level below which a dimension counts as
+    collapsed (inactive: its posterior is the prior whatever the image).
+    """
+    figure, axis = plt.subplots(figsize=(6, 3.5))
+    for name, kl in kl_by_name.items():
+        kl = kl.detach().cpu().numpy() if isinstance(kl, torch.Tensor) else np.asarray(kl)
+        ordered = np.sort(kl)[::-1]
+        axis.plot(np.arange(1, len(ordered) + 1), np.maximum(ordered, 1e-5), "o-", label=name)
+    axis.axhline(threshold, color="black", linestyle="--", linewidth=0.8, label="active above")
+    axis.set(
+        yscale="log",
+        xlabel="latent dimension (sorted by KL)",
+        ylabel="mean KL (nats)",
+        title="KL per latent dimension",
+    )
+    axis.legend(fontsize=7)
+    return _finish(figure, path)
