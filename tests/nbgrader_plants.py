@@ -190,6 +190,31 @@ PLANTS: dict[str, list[Plant]] = {
             points=2,
             what="the ROC curve from sklearn.metrics.roc_curve, which the exercise forbids",
         ),
+        Plant(
+            solution="ae05-solution-center-crop",
+            source="""
+                def center_crop(images, size):
+                    height, width = images.shape[1:3]
+                    if not 1 <= size <= min(height, width):
+                        raise ValueError(f"size must be between 1 and {min(height, width)}")
+                    top, left = (height - size + 1) // 2, (width - size + 1) // 2
+                    return images[:, top : top + size, left : left + size]
+            """,
+            test="ae05-test-center-crop",
+            points=1,
+            what="the window rounded down-right on odd margins (only the hidden test sees it)",
+        ),
+        Plant(
+            solution="ae05-solution-standardized-scores",
+            source="""
+                def standardized_scores(train_errors, test_errors, floor=1e-3):
+                    spread = train_errors.var(dim=0) + floor
+                    return (test_errors / spread).pow(2).sum(dim=1)
+            """,
+            test="ae05-test-standardized-scores",
+            points=2,
+            what="divides by the variance instead of the standard deviation",
+        ),
         # improved_scores that hands in the package's recipe: each of the four leaderboard
         # cells gives 0 (the handed-in file has AUC 1, so only the own-method check fails)
         *(

@@ -231,6 +231,29 @@ ALTERNATIVES: dict[str, dict[str, list[Variant]]] = {
                 """,
                 "the Mann-Whitney U statistic from average ranks",
             ),
+            Variant(
+                "ae05-solution-center-crop",
+                """
+                def center_crop(images, size):
+                    height, width = images.shape[1], images.shape[2]
+                    if size <= 0 or size > height or size > width:
+                        raise ValueError(f"no {size} x {size} window in {height} x {width}")
+                    top = (height - size) // 2
+                    left = (width - size) // 2
+                    return np.ascontiguousarray(images[:, top:][:, :size, left:][:, :, :size])
+                """,
+                "two slices each, made contiguous",
+            ),
+            Variant(
+                "ae05-solution-standardized-scores",
+                """
+                def standardized_scores(train_errors, test_errors, floor=1e-3):
+                    sigma = torch.std(train_errors, dim=0, unbiased=True)
+                    z = test_errors / (sigma + floor)
+                    return torch.einsum("md,md->m", z, z)
+                """,
+                "torch.std and einsum",
+            ),
         ],
     },
     "b": {
@@ -403,6 +426,29 @@ ALTERNATIVES: dict[str, dict[str, list[Variant]]] = {
                     return float((below + 0.5 * tied).sum() / (anomalies.size * normals.size))
                 """,
                 "counting with searchsorted on the sorted normal scores",
+            ),
+            Variant(
+                "ae05-solution-center-crop",
+                """
+                def center_crop(images, size):
+                    n, height, width, channels = images.shape
+                    if size < 1 or size > min(height, width):
+                        raise ValueError("size out of range")
+                    rows = np.arange(size) + (height - size) // 2
+                    cols = np.arange(size) + (width - size) // 2
+                    return images[:, rows][:, :, cols].copy()
+                """,
+                "index arrays and a copy",
+            ),
+            Variant(
+                "ae05-solution-standardized-scores",
+                """
+                def standardized_scores(train_errors, test_errors, floor=1e-3):
+                    centred = train_errors - train_errors.mean(dim=0, keepdim=True)
+                    spread = centred.pow(2).mean(dim=0).sqrt()  # N in the denominator
+                    return torch.sum(test_errors**2 / (spread + floor) ** 2, dim=-1)
+                """,
+                "population std (N, not N - 1), squares divided",
             ),
         ],
     },
