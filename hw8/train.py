@@ -9,6 +9,7 @@ where it stopped (on the CPU, bit for bit the same result as an uninterrupted ru
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -114,6 +115,7 @@ def train(
     resume: bool = False,
     amp: bool = False,
     progress: bool = True,
+    on_epoch: Callable[[int, float], None] | None = None,
 ) -> list[float]:
     """Train ``model`` on uint8 NHWC ``images`` with Adam; return the mean loss per epoch.
 
@@ -124,6 +126,9 @@ def train(
     run continues from it (the returned list then holds every epoch, old and new).
     ``amp`` uses bfloat16 autocast on CUDA and is ignored elsewhere. On CUDA the loop
     also turns on TF32 matrix products, cuDNN autotuning and the fused Adam kernel.
+    ``on_epoch(epoch, loss)``, when given, is called after every finished epoch (numbered
+    from 1) with that epoch's mean loss, for example to measure the model as it trains;
+    the model is back in training mode when it returns.
     """
     if epochs < 1 or batch_size < 1 or not lr > 0:
         raise ValueError(
@@ -163,6 +168,9 @@ def train(
             bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.4f}")
             if checkpoint is not None:
                 _save(checkpoint, model, optimizer, epoch + 1, losses, generator, config)
+            if on_epoch is not None:
+                on_epoch(epoch + 1, loss)
+                model.train()
     except KeyboardInterrupt:
         if checkpoint is not None:
             bar.write(f"Interrupted: {checkpoint} holds the last finished epoch; resume it.")
