@@ -2,8 +2,14 @@
 
 Both train the same models on the same random uint8 images of the HW8 training-set
 shape (N x 64 x 64 x 3): 100,000 images on a GPU (the real HW8 size), fewer on a CPU.
-For each model, each pipeline runs a warm-up of a few batches, then one timed epoch;
-the script prints seconds per epoch, images per second and the ratio sample / hw8.
+For each model, both pipelines are built and warmed up on a few batches, then each times
+``--repeats`` epochs (default 5 on a CPU, 3 elsewhere), interleaved: sample then hw8 on
+even repeats, hw8 then sample on odd ones, so a change of the machine's load during the
+run hits both. The script prints, per model, the median seconds per epoch of each
+pipeline with its min-max, the ratio of the medians (sample / hw8), the min-max of the
+per-repeat ratios and the load average before and after; the JSON keeps every run.
+``sample_s``, ``hw8_s`` and ``ratio`` keep their old meaning for one-run records (the
+median of one value is that value), so older JSON files read the same way.
 
 * sample: benchmarks/sample_pipeline.py (per-image transforms in a Dataset, DataLoader
   with RandomSampler, ``.float().to(device)`` per batch, ``loss.item()`` every step).
@@ -60,6 +66,7 @@ MODEL_BATCH = {
 }
 DEFAULT_N = {"cuda": 100_000, "mps": 20_000, "cpu": 2_000}
 DEFAULT_N_WIDE_CPU = 256  # the wide FCN is ~120M parameters: a few steps say enough on a CPU
+DEFAULT_REPEATS = {"cpu": 5}  # timed epochs per pipeline and model; 3 elsewhere
 WARMUP_BATCHES = 3
 WIDE_FCN_WIDTHS = (4096, 2048, 1024, 256, 128)
 
@@ -84,26 +91,131 @@ def sample_settings() -> None:
     """PyTorch's defaults, as the course sample runs: no TF32, no cuDNN autotuning.
 
     ``hw8.train.make_optimizer`` turns both on for CUDA, globally; reset them so the
-    sample is timed as it runs on its own, whatever model was timed before.
+    sample is timed as it runs on its own, whatever was timed before.
     """
     torch.backends.cudnn.benchmark = False
     torch.set_float32_matmul_precision("highest")
 
 
-def time_sample(name: str, images: np.ndarray, device: torch.device) -> tuple[float, float]:
-    """Warm up on a few batches, then time one epoch of the sample pipeline."""
-    sample_settings()
-    batch = MODEL_BATCH[name]
-    model = make_model(name).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=sample_pipeline.SAMPLE_LR)
-    warm = sample_pipeline.make_dataloader(images[: WARMUP_BATCHES * batch], batch)
-    sample_pipeline.train_epoch(model, warm, optimizer, device)
-    loader = sample_pipeline.make_dataloader(images, batch)
-    synchronize(device)
-    start = time.perf_counter()
-    loss = sample_pipeline.train_epoch(model, loader, optimizer, device)
-    synchronize(device)
-    return time.perf_counter() - start, loss
+def hw8_settings(device: torch.device) -> None:
+    """The global switches ``hw8.train.make_optimizer`` sets on ``device`` (CUDA: TF32,
+    cuDNN autotuning), set again before each hw8 epoch since sample epochs reset them."""
+    make_optimizer(torch.nn.Linear(1, 1).to(device), SAMPLE_LR, device)
+
+
+class SampleRun:
+    """The sample pipeline for one model: model, Adam and DataLoader, warmed up once."""
+
+    def __init__(self, name: str, images: np.ndarray, device: torch.device):
+        sample_settings()
+        batch = MODEL_BATCH[name]
+        self.device = device
+        self.model = make_model(name).to(device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=sample_pipeline.SAMPLE_LR)
+        warm = sample_pipeline.make_dataloader(images[: WARMUP_BATCHES * batch], batch)
+        sample_pipeline.train_epoch(self.model, warm, self.optimizer, device)
+        self.loader = sample_pipeline.make_dataloader(images, batch)
+
+    def epoch(self) -> tuple[float, float]:
+        """Seconds and mean loss of one timed epoch."""
+        sample_settings()
+        synchronize(self.device)
+        start = time.perf_counter()
+        loss = sample_pipeline.train_epoch(self.model, self.loader, self.optimizer, self.device)
+        synchronize(self.device)
+        return time.perf_counter() - start, loss
+
+
+class Hw8Run:
+    """hw8.train's epoch for one model: the images moved to the device once (timed apart
+    as ``setup_s``), then warmed up on a few batches."""
+
+    def __init__(self, name: str, images: np.ndarray, device: torch.device):
+        self.batch = MODEL_BATCH[name]
+        self.device = device
+        self.model = make_model(name).to(device).train()
+        self.optimizer = make_optimizer(self.model, SAMPLE_LR, device)
+        self.generator = torch.Generator().manual_seed(SAMPLE_SEED)
+        synchronize(device)
+        start = time.perf_counter()
+        self.data = to_device(images, device)
+        synchronize(device)
+        self.setup_s = time.perf_counter() - start
+        warm = self.data[: WARMUP_BATCHES * self.batch]
+        train_epoch(self.model, self.optimizer, warm, self.batch, self.generator)
+
+    def epoch(self) -> tuple[float, float]:
+        """Seconds and mean loss of one timed epoch."""
+        hw8_settings(self.device)
+        synchronize(self.device)
+        start = time.perf_counter()
+        loss = train_epoch(self.model, self.optimizer, self.data, self.batch, self.generator)
+        synchronize(self.device)
+        return time.perf_counter() - start, loss
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    """Median, min, max and interquartile range of repeated timings."""
+    q1, median, q3 = np.percentile(values, [25, 50, 75])
+    return {
+        "median": float(median),
+        "min": float(min(values)),
+        "max": float(max(values)),
+        "iqr": float(q3 - q1),
+    }
+
+
+def time_model(name: str, images: np.ndarray, device: torch.device, repeats: int) -> dict:
+    """Time ``repeats`` epochs of each pipeline, interleaved, and summarise them.
+
+    Both pipelines are built and warmed up once; then each repeat times one epoch of
+    each, alternating which goes first, so a change in the machine's load during the
+    run hits both alike. Each pipeline's model keeps training from epoch to epoch.
+    """
+    load_before = load_average()
+    sample, ours = SampleRun(name, images, device), Hw8Run(name, images, device)
+    setup_s = ours.setup_s
+    sample_runs, hw8_runs = [], []
+    sample_loss = hw8_loss = float("nan")
+    for repeat in range(repeats):
+        order = ("sample", "hw8") if repeat % 2 == 0 else ("hw8", "sample")
+        for which in order:
+            if which == "sample":
+                seconds, sample_loss = sample.epoch()
+                sample_runs.append(seconds)
+            else:
+                seconds, hw8_loss = ours.epoch()
+                hw8_runs.append(seconds)
+    del sample, ours  # free the models (and hw8's device copy) before the next model
+    paired = [s / h for s, h in zip(sample_runs, hw8_runs, strict=True)]
+    sample_stats, hw8_stats, ratio_stats = spread(sample_runs), spread(hw8_runs), spread(paired)
+    count = len(images)
+    return {
+        "sample_s": round(sample_stats["median"], 4),
+        "hw8_s": round(hw8_stats["median"], 4),
+        "ratio": round(sample_stats["median"] / hw8_stats["median"], 2),
+        "repeats": repeats,
+        "sample_s_min": round(sample_stats["min"], 4),
+        "sample_s_max": round(sample_stats["max"], 4),
+        "sample_s_iqr": round(sample_stats["iqr"], 4),
+        "hw8_s_min": round(hw8_stats["min"], 4),
+        "hw8_s_max": round(hw8_stats["max"], 4),
+        "hw8_s_iqr": round(hw8_stats["iqr"], 4),
+        "ratio_paired_median": round(ratio_stats["median"], 2),
+        "ratio_paired_min": round(ratio_stats["min"], 2),
+        "ratio_paired_max": round(ratio_stats["max"], 2),
+        "sample_s_runs": [round(s, 4) for s in sample_runs],
+        "hw8_s_runs": [round(s, 4) for s in hw8_runs],
+        "batch_size": MODEL_BATCH[name],
+        "n_images": count,
+        "sample_images_per_s": round(count / sample_stats["median"], 1),
+        "hw8_images_per_s": round(count / hw8_stats["median"], 1),
+        "hw8_setup_s": round(setup_s, 4),
+        "sample_loss": round(sample_loss, 5),
+        "hw8_loss": round(hw8_loss, 5),
+        "load_average_before": load_before,
+        "load_average_after": load_average(),
+    }
 
 
 def time_data_paths(images: np.ndarray, device: torch.device, batch: int) -> tuple[float, float]:
@@ -127,28 +239,6 @@ def time_data_paths(images: np.ndarray, device: torch.device, batch: int) -> tup
         pass
     synchronize(device)
     return sample_s, time.perf_counter() - start
-
-
-def time_hw8(name: str, images: np.ndarray, device: torch.device) -> tuple[float, float, float]:
-    """Move the images once (timed apart), warm up, then time one epoch of hw8.train."""
-    batch = MODEL_BATCH[name]
-    model = make_model(name).to(device).train()
-    optimizer = make_optimizer(model, SAMPLE_LR, device)
-    generator = torch.Generator().manual_seed(SAMPLE_SEED)
-    synchronize(device)
-    start = time.perf_counter()
-    data = to_device(images, device)
-    synchronize(device)
-    setup = time.perf_counter() - start
-    warm = data[: WARMUP_BATCHES * batch]
-    train_epoch(model, optimizer, warm, batch, generator)
-    synchronize(device)
-    start = time.perf_counter()
-    loss = train_epoch(model, optimizer, data, batch, generator)
-    synchronize(device)
-    seconds = time.perf_counter() - start
-    del data
-    return seconds, setup, loss
 
 
 def time_command(command: list[str], env: dict | None = None) -> float:
@@ -229,50 +319,64 @@ def load_average() -> list[float] | None:
         return None
 
 
+TIMING_NOTE = (
+    "per model: both pipelines built and warmed up once, then `repeats` timed epochs of "
+    "each, interleaved (the order alternates every repeat); sample_s and hw8_s are the "
+    "medians, *_min/_max/_iqr their spread, ratio = median sample_s / median hw8_s, "
+    "ratio_paired_* = statistics of the per-repeat ratios; load averages are 1/5/15 min"
+)
+TABLE_HEAD = (
+    f"{'model':<10}{'batch':>6}{'sample s (min-max)':>22}{'hw8 s (min-max)':>22}"
+    f"{'ratio':>8}{'paired ratios':>15}{'load 1 min':>12}"
+)
+
+
+def table_row(name: str, entry: dict) -> str:
+    """One printed row: medians with their min-max, the ratio of the medians, load."""
+    sample = f"{entry['sample_s']:.3f} ({entry['sample_s_min']:.3f}-{entry['sample_s_max']:.3f})"
+    ours = f"{entry['hw8_s']:.3f} ({entry['hw8_s_min']:.3f}-{entry['hw8_s_max']:.3f})"
+    paired = f"{entry['ratio_paired_min']:.2f}-{entry['ratio_paired_max']:.2f}"
+    loads = [entry["load_average_before"], entry["load_average_after"]]
+    load = "-".join(f"{x[0]:.1f}" for x in loads if x) or "?"
+    return (
+        f"{name:<10}{entry['batch_size']:>6}{sample:>22}{ours:>22}"
+        f"{entry['ratio']:>7.2f}x{paired:>15}{load:>12}"
+    )
+
+
 def run(args) -> dict:
     """Time every requested model on both pipelines; return the JSON-ready results."""
     device = torch.device(args.device)
     count = args.n or DEFAULT_N.get(device.type, 4000)
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(count, *HW8_TRAIN_SHAPE), dtype=np.uint8)
+    repeats = args.repeats or DEFAULT_REPEATS.get(device.type, 3)
     results = {
         "device": describe_device(device),
         "versions": versions(),
         "n_images": count,
+        "repeats": repeats,
+        "timing": TIMING_NOTE,
         "load_average_before": load_average(),
         "models": {},
     }
-    print(f"{results['device']}; {count} images of shape {HW8_TRAIN_SHAPE}", flush=True)
-    header = f"{'model':<10}{'batch':>6}{'sample s':>10}{'hw8 s':>9}{'ratio':>8}"
-    print(header + f"{'sample img/s':>14}{'hw8 img/s':>12}", flush=True)
+    print(
+        f"{results['device']}; {count} images of shape {HW8_TRAIN_SHAPE}; "
+        f"{repeats} timed epochs per pipeline, interleaved; load average "
+        f"{results['load_average_before']}",
+        flush=True,
+    )
+    print(TABLE_HEAD, flush=True)
     wide_count = args.n_wide or (count if device.type != "cpu" else min(count, DEFAULT_N_WIDE_CPU))
     for name in args.models:
         if name not in MODEL_BATCH:
             raise SystemExit(f"unknown model {name!r}; choose from {', '.join(MODEL_BATCH)}")
         used = images[:wide_count] if name == "wide_fcn" else images
-        sample_s, sample_loss = time_sample(name, used, device)
-        hw8_s, setup_s, hw8_loss = time_hw8(name, used, device)
-        entry = {
-            "sample_s": round(sample_s, 4),
-            "hw8_s": round(hw8_s, 4),
-            "ratio": round(sample_s / hw8_s, 2),
-            "batch_size": MODEL_BATCH[name],
-            "n_images": len(used),
-            "sample_images_per_s": round(len(used) / sample_s, 1),
-            "hw8_images_per_s": round(len(used) / hw8_s, 1),
-            "hw8_setup_s": round(setup_s, 4),
-            "sample_loss": round(sample_loss, 5),
-            "hw8_loss": round(hw8_loss, 5),
-        }
+        entry = time_model(name, used, device, repeats)
         if name == "wide_fcn":
             entry["layers"] = "12288-" + "-".join(map(str, WIDE_FCN_WIDTHS)) + " mirrored"
         results["models"][name] = entry
-        print(
-            f"{name:<10}{entry['batch_size']:>6}{sample_s:>10.3f}{hw8_s:>9.3f}"
-            f"{entry['ratio']:>7.1f}x{entry['sample_images_per_s']:>14.0f}"
-            f"{entry['hw8_images_per_s']:>12.0f}",
-            flush=True,
-        )
+        print(table_row(name, entry), flush=True)
     data_sample_s, data_hw8_s = time_data_paths(images, device, MODEL_BATCH["cnn"])
     results["data_path_only"] = {
         "batch_size": MODEL_BATCH["cnn"],
@@ -306,6 +410,9 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--models", nargs="*", default=list(MODEL_BATCH), help="which models (none: skip)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, help="timed epochs per pipeline and model (default: cpu 5, else 3)"
     )
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--main-job", action="store_true", help="also time `hw8 boss` on cpu")

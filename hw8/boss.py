@@ -116,12 +116,17 @@ SCORE_KINDS = ("residual", "latent", "angle")
 
 @dataclass(frozen=True)
 class Member:
-    """One model of the ensemble: its kind, code size, seed offset and the scores it gives."""
+    """One model of the ensemble: its kind, code size, seed offset and the scores it gives.
+
+    ``widths``: the dense model's hidden widths or the conv model's three channel counts
+    (``None``: the class defaults, D-512-256 and 16-32-64).
+    """
 
     kind: str
     scores: tuple[str, ...] = SCORE_KINDS
     latent: int = 32
     seed_offset: int = 0
+    widths: tuple[int, ...] | None = None
 
     @property
     def label(self) -> str:
@@ -130,8 +135,11 @@ class Member:
 
     def build(self, image_shape) -> Autoencoder:
         """A fresh, untrained model of this member's kind."""
-        model_class = {"dense": DenseAE, "conv": ConvAE}[self.kind]
-        return model_class(image_shape, latent=self.latent)
+        if self.widths is None:
+            return {"dense": DenseAE, "conv": ConvAE}[self.kind](image_shape, latent=self.latent)
+        if self.kind == "dense":
+            return DenseAE(image_shape, widths=self.widths, latent=self.latent)
+        return ConvAE(image_shape, channels=self.widths, latent=self.latent)
 
 
 # The dense model's codes are poor neighbours and the conv model's residual adds little
@@ -198,13 +206,14 @@ def _unit(codes: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def member_scores(
-    model, train_data, test_data, kinds=SCORE_KINDS, generator=None
+    model, train_data, test_data, kinds=SCORE_KINDS, generator=None, *, knn=KNN, knn_angle=KNN_ANGLE
 ) -> dict[str, np.ndarray]:
     """Scores of one trained model, each higher = more anomalous.
 
     ``residual``: squared reconstruction error, each pixel divided by its error spread on
-    the training images; ``latent``: mean distance from the code to its 5 nearest
-    training codes; ``angle``: the same for codes scaled to unit length (10 neighbours).
+    the training images; ``latent``: mean distance from the code to its ``knn`` (5)
+    nearest training codes; ``angle``: the same for codes scaled to unit length
+    (``knn_angle``, 10 neighbours).
     """
     train_codes, train_errors = codes_and_errors(model, train_data)
     test_codes, test_errors = codes_and_errors(model, test_data)
@@ -216,10 +225,33 @@ def member_scores(
         keep = torch.randperm(len(train_codes), generator=generator)[:MAX_REFERENCE_CODES]
         train_codes = train_codes[keep.to(train_codes.device)]
     if "latent" in kinds:
-        scores["latent"] = knn_distance(train_codes, test_codes, KNN)
+        scores["latent"] = knn_distance(train_codes, test_codes, knn)
     if "angle" in kinds:
-        scores["angle"] = knn_distance(_unit(train_codes), _unit(test_codes), KNN_ANGLE)
+        scores["angle"] = knn_distance(_unit(train_codes), _unit(test_codes), knn_angle)
     return {kind: values.cpu().numpy().astype(np.float64) for kind, values in scores.items()}
+
+
+def training_steps(epochs_scale: float = 1.0) -> int:
+    """Optimiser steps per member: 1,000 (100 with ``$HW8_QUICK``) times ``epochs_scale``."""
+    steps = QUICK_STEPS if quick_mode() else STEPS
+    return max(10, round(steps * epochs_scale))
+
+
+def train_member(
+    member: Member,
+    train_data: torch.Tensor,
+    image_shape,
+    *,
+    steps: int,
+    seed: int = SAMPLE_SEED,
+    progress: bool = True,
+) -> tuple[Autoencoder, torch.Generator]:
+    """Build and train one member on uint8 NCHW ``train_data`` already on its device,
+    seeded with ``seed + member.seed_offset``; returns the model and its generator."""
+    generator = seed_everything(seed + member.seed_offset)
+    model = member.build(image_shape).to(train_data.device)
+    fit(model, train_data, steps=steps, generator=generator, progress=progress)
+    return model, generator
 
 
 def run_boss(
@@ -230,23 +262,27 @@ def run_boss(
     epochs_scale: float = 1.0,
     progress: bool = True,
     recipe: tuple[Member, ...] = RECIPE,
+    knn: int = KNN,
+    knn_angle: int = KNN_ANGLE,
 ) -> dict[str, np.ndarray]:
     """Train every member and return every score, plus ``"boss"``: their rank average.
 
     Keys: ``"<member> residual"``, ``"<member> latent"`` for each member, and ``"boss"``.
-    ``epochs_scale`` multiplies the number of training steps.
+    ``epochs_scale`` multiplies the number of training steps; ``knn`` and ``knn_angle``
+    are the neighbours of the latent and angle scores.
     """
     device = resolve_device(device)
-    steps = QUICK_STEPS if quick_mode() else STEPS
-    steps = max(10, round(steps * epochs_scale))
+    steps = training_steps(epochs_scale)
     train_data = to_device(task.train_images, device)
     test_data = to_device(task.test_images, device)
     scores = {}
     for member in recipe:
-        generator = seed_everything(seed + member.seed_offset)
-        model = member.build(task.image_shape).to(device)
-        fit(model, train_data, steps=steps, generator=generator, progress=progress)
-        parts = member_scores(model, train_data, test_data, member.scores, generator)
+        model, generator = train_member(
+            member, train_data, task.image_shape, steps=steps, seed=seed, progress=progress
+        )
+        parts = member_scores(
+            model, train_data, test_data, member.scores, generator, knn=knn, knn_angle=knn_angle
+        )
         for part, values in parts.items():
             scores[f"{member.label} {part}"] = values
     scores["boss"] = rank_average(list(scores.values()))

@@ -1,8 +1,10 @@
-"""The benchmark scripts: the sample pipeline copy, the speed JSON, the quality quick check.
+"""The benchmark scripts: the sample pipeline copy, the speed JSON, the quality quick checks.
 
 The numbers themselves are measured by the scripts and recorded in benchmarks/RESULTS.md;
-these tests check that the scripts run, write the documented JSON shapes, and (quick
-quality mode) that the boss recipe ranks above the sample VAE and PCA.
+these tests check that the scripts run, write the documented JSON shapes, (quick quality
+mode) that the boss recipe ranks above the sample VAE and PCA, and (quick validation
+protocol) that every class's chosen setting is recorded and does not depend on the test
+labels.
 """
 
 from __future__ import annotations
@@ -55,15 +57,23 @@ def test_speed_script_writes_the_documented_json(tmp_path):
     out = tmp_path / "speed.json"
     result = run_script(
         "benchmarks/speed.py", "--device", "cpu", "--n", "24", "--threads", "1",
-        "--models", "fcn", "cnn", "vae", "--json", str(out),
+        "--models", "fcn", "cnn", "vae", "--repeats", "3", "--json", str(out),
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     data = json.loads(out.read_text())
     assert data["device"].startswith("cpu") and "torch" in data["versions"]
+    assert data["repeats"] == 3 and len(data["load_average_before"]) == 3
     assert set(data["models"]) == {"fcn", "cnn", "vae"}
     for entry in data["models"].values():
         assert entry["sample_s"] > 0 and entry["hw8_s"] > 0
         assert entry["ratio"] == pytest.approx(entry["sample_s"] / entry["hw8_s"], rel=0.02)
+        for side in ("sample", "hw8"):  # the median of the runs, and their spread
+            runs = entry[f"{side}_s_runs"]
+            assert len(runs) == 3
+            assert entry[f"{side}_s"] == pytest.approx(float(np.median(runs)), abs=1e-4)
+            assert entry[f"{side}_s_min"] <= entry[f"{side}_s"] <= entry[f"{side}_s_max"]
+        paired = [s / h for s, h in zip(entry["sample_s_runs"], entry["hw8_s_runs"], strict=True)]
+        assert entry["ratio_paired_median"] == pytest.approx(np.median(paired), abs=0.01)
     figure = plot_results.plot_speed([data], tmp_path / "speed.png")
     assert (tmp_path / "speed.png").stat().st_size > 0 and figure.axes
 
@@ -81,3 +91,27 @@ def test_quality_quick_mode_ranks_the_boss_recipe_first(tmp_path):
     assert methods["boss"]["mean"] > max(methods["pca"]["mean"], methods["sample_vae"]["mean"])
     figure = plot_results.plot_quality({"methods": methods}, tmp_path / "quality.png")
     assert figure.axes
+
+
+@pytest.mark.slow
+def test_quality_validation_protocol_records_each_class_choice(tmp_path):
+    """``--protocol validation --quick``: a chosen setting and its validation AUC per
+    class, from the declared grid, and test AUCs reported once per class."""
+    out = tmp_path / "validation.json"
+    result = run_script(
+        "benchmarks/quality.py", "--protocol", "validation", "--quick", "--threads", "1",
+        "--json", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads(out.read_text())
+    assert data["protocol_name"] == "validation" and set(data["methods"]) == {"boss"}
+    selection = data["selection"]
+    classes = {str(c) for c in (0, 2, 8)}
+    assert set(selection["per_class"]) == classes == set(data["methods"]["boss"]["per_class"])
+    grid = selection["grid"]
+    for picked in selection["per_class"].values():
+        assert picked["chosen"]["train"] in grid["train"]
+        assert picked["chosen"]["score"] in grid["score"]
+        assert len(picked["grid_aucs"]) == grid["size"]
+        assert picked["validation_auc"] == max(picked["grid_aucs"])
+    assert data["methods"]["boss"]["mean"] > 0.85
