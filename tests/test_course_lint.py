@@ -120,6 +120,10 @@ def _solution_in_test(nb):
     cell(nb, "ae03-test-vae-loss").source += "\n### BEGIN SOLUTION\nx = 1\n### END SOLUTION"
 
 
+def _unshared(nb):
+    cell(nb, "ae03-text-how-to").source += "\nOnly in notebook 03."
+
+
 def _shows_a_value(nb):
     cell(nb, "ae03-test-vae-loss").source += "\n0.5  # nbgrader would read 0.5 as the score"
 
@@ -139,6 +143,7 @@ def _shows_a_value(nb):
         (_grade_id_differs, "must equal the cell id"),
         (_solution_in_test, "solution markers outside a solution cell"),
         (_shows_a_value, "reads a test cell's displayed value as its score"),
+        (_unshared, "the block is shared"),
     ],
     ids=lambda value: getattr(value, "__name__", "")[:24],
 )

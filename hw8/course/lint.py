@@ -279,6 +279,32 @@ def check_release_strips(notebooks: dict) -> list[Problem]:
     return problems
 
 
+SHARED_CELLS = ("text-how-to", "code-install")  # one block, the same in every notebook
+
+
+def check_shared(notebooks: dict) -> list[Problem]:
+    """Every notebook opens with the same "how this notebook works" block and install
+    cell (``aeNN-text-how-to``, ``aeNN-code-install``): edit one, copy it to the others."""
+    problems = []
+    for suffix in SHARED_CELLS:
+        sources = {}
+        for name, nb in notebooks.items():
+            wanted = f"ae{notebook_number(Path(name))}-{suffix}"
+            found = [cell.source for cell in nb.cells if cell.get("id") == wanted]
+            if not found:
+                problems.append(Problem(name, wanted, "the shared cell is missing."))
+            else:
+                sources[name] = found[0]
+        if len(set(sources.values())) > 1:
+            first = next(iter(sources))
+            for name, source in sources.items():
+                if source != sources[first]:
+                    problems.append(
+                        Problem(name, suffix, f"differs from {first}'s: the block is shared.")
+                    )
+    return problems
+
+
 def check_course(source_dir: Path, released_file: Path) -> list[Problem]:
     """Every rule, on every notebook of the assignment folder."""
     notebooks = read_notebooks(source_dir)
@@ -288,6 +314,7 @@ def check_course(source_dir: Path, released_file: Path) -> list[Problem]:
     for name, nb in notebooks.items():
         problems += check_notebook(name, nb)
     problems += check_unique(notebooks)
+    problems += check_shared(notebooks)
     problems += check_released(notebooks, read_released(released_file))
     problems += check_release_strips(notebooks)
     return problems
