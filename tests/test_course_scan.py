@@ -8,7 +8,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from hw8.course.scan import suspicious_code
+from hw8.course.scan import course_code, suspicious_code
 
 SOURCE = Path(__file__).resolve().parents[1] / "notebooks" / "hw8"
 
@@ -24,8 +24,16 @@ def notebook(tmp_path: Path, *sources: str) -> Path:
 
 @pytest.mark.parametrize("path", sorted(SOURCE.glob("*.ipynb")), ids=lambda p: p.name)
 def test_the_course_notebooks_are_not_flagged(path):
-    """A correct submission (the instructor's notebooks) raises no flag."""
-    assert suspicious_code(path) == []
+    """A correct submission (the instructor's notebooks) raises no flag; the course's own
+    locked cells (the install cell imports subprocess) are not the student's code."""
+    assert suspicious_code(path, course_code(SOURCE)) == []
+
+
+def test_a_changed_course_cell_is_scanned(tmp_path):
+    (install,) = [s for s in course_code(SOURCE) if "pip" in s and s.startswith("# Installs")][:1]
+    assert suspicious_code(notebook(tmp_path, install), course_code(SOURCE)) == []
+    changed = install + "\nimport os\nos.remove('../gradebook.db')"
+    assert suspicious_code(notebook(tmp_path, changed), course_code(SOURCE)) != []
 
 
 FLAGGED = {

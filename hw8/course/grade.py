@@ -46,7 +46,7 @@ from hw8.course import GradeError
 from hw8.course import gradebook as gradebooks
 from hw8.course import sandbox as sandboxes
 from hw8.course.job import FAILED, GRADED, STOP, TIMED_OUT, Job, Outcome, run_job
-from hw8.course.scan import suspicious_code
+from hw8.course.scan import course_code, suspicious_code
 from hw8.files import write_json
 
 REPORTS = "grade_reports"  # under the course root: the lock, and per assignment state/report
@@ -129,7 +129,8 @@ def make_plan(course: Course, args) -> Plan:
         for student in sorted(submissions)
         if args.force or changed(course, assignment, student, prints[student], state)
     ]
-    flags = {student: scan_submission(folder) for student, folder in submissions.items()}
+    known = course_code(course.folder_of(course.coursedir.source_directory, ".", assignment))
+    flags = {student: scan_submission(folder, known) for student, folder in submissions.items()}
     return Plan(
         assignment, spec, submissions, without_notebooks, flags, state_path, state, prints, todo
     )
@@ -226,12 +227,13 @@ def find_submissions(course: Course, assignment: str) -> tuple[dict[str, Path], 
     return found, empty
 
 
-def scan_submission(folder: Path) -> list[str]:
-    """The suspicious-code findings of every notebook handed in, prefixed by its name."""
+def scan_submission(folder: Path, known: frozenset[str] = frozenset()) -> list[str]:
+    """The suspicious-code findings of every notebook handed in, prefixed by its name
+    (the course's own locked code, ``known``, is not scanned)."""
     flags = []
     for path in sorted(folder.glob("*.ipynb")):
         try:
-            flags += [f"{path.name}: {finding}" for finding in suspicious_code(path)]
+            flags += [f"{path.name}: {finding}" for finding in suspicious_code(path, known)]
         except (OSError, ValueError):
             continue  # an unreadable notebook fails its grading and is reported there
     return flags

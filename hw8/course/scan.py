@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import json
+from collections.abc import Collection
 from pathlib import Path
 
 # Modules that reach the operating system, other processes, the network, the interpreter
@@ -122,13 +123,20 @@ SHELL_MAGICS = (
 )
 
 
-def suspicious_code(notebook_path) -> list[str]:
+def suspicious_code(notebook_path, course_sources: Collection[str] = ()) -> list[str]:
     """What looks suspicious in the notebook's code cells, one line per finding.
 
-    Each line reads ``cell <id>: <what>``. A file that is not a notebook raises
+    Each line reads ``cell <id>: <what>``. A cell whose source is one of
+    ``course_sources`` (the course's own locked code, :func:`course_code`) is the
+    instructor's, unchanged, and is not scanned. A file that is not a notebook raises
     ``ValueError`` (or ``OSError`` when it cannot be read).
     """
-    cells = [(label, *split_magics(source)) for label, source in code_cells(Path(notebook_path))]
+    known = set(course_sources)
+    cells = [
+        (label, *split_magics(source))
+        for label, source in code_cells(Path(notebook_path))
+        if source not in known
+    ]
     modules = set(KNOWN_MODULES)
     for _, _, tree in cells:
         modules |= imported_names(tree)
@@ -137,6 +145,20 @@ def suspicious_code(notebook_path) -> list[str]:
         found = [*magics, *scan_tree(tree, modules)]
         findings += [f"cell {label}: {what}" for what in dict.fromkeys(found)]
     return findings
+
+
+def course_code(source_dir: Path) -> frozenset[str]:
+    """The sources of the locked code cells of the course's notebooks in ``source_dir``
+    (the instructor's set-up and install cells, which may import what a student's code
+    should not)."""
+    sources = set()
+    for path in sorted(Path(source_dir).glob("*.ipynb")):
+        for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+            meta = cell.get("metadata", {}).get("nbgrader", {})
+            if cell.get("cell_type") == "code" and meta.get("locked") and not meta.get("grade"):
+                source = cell.get("source", "")
+                sources.add("".join(source) if isinstance(source, list) else source)
+    return frozenset(sources)
 
 
 def code_cells(path: Path) -> list[tuple[str, str]]:
