@@ -173,9 +173,14 @@ def lab(tmp_path):
         os.environ,
         HW8_QUICK="1",  # one short epoch: the course's own tests never train for long
         HW8_DEVICE="cpu",
+        # nothing of the user's: no ~/.jupyter config, no kernel spec in ~/.local shadowing
+        # this environment's python3, no saved workspace or settings, no IPython profile
+        JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
+        JUPYTER_DATA_DIR=str(tmp_path / "data"),
+        JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
         JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "settings"),
         JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "workspaces"),
-        JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
+        IPYTHONDIR=str(tmp_path / "ipython"),
         PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     )
     log = tmp_path / "jupyter.log"
