@@ -344,6 +344,33 @@ def table_row(name: str, entry: dict) -> str:
     )
 
 
+def markdown_table(results: dict) -> str:
+    """The RESULTS.md table of a recorded JSON file: medians, spread, ratios, load."""
+    lines = [
+        "| model | batch | images | sample s/epoch, median (min-max) "
+        "| hw8 s/epoch, median (min-max) | ratio of medians | per-repeat ratios (median; min-max) "
+        "| load 1 min before-after |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for name, e in results["models"].items():
+        if "sample_s_min" not in e:  # a one-run record (before --repeats)
+            lines.append(
+                f"| {name} | {e['batch_size']} | {e['n_images']} | {e['sample_s']:.3f} "
+                f"| {e['hw8_s']:.3f} | {e['ratio']:.2f}x | one run | |"
+            )
+            continue
+        loads = [e.get("load_average_before"), e.get("load_average_after")]
+        lines.append(
+            f"| {name} | {e['batch_size']} | {e['n_images']} "
+            f"| {e['sample_s']:.3f} ({e['sample_s_min']:.3f}-{e['sample_s_max']:.3f}) "
+            f"| {e['hw8_s']:.3f} ({e['hw8_s_min']:.3f}-{e['hw8_s_max']:.3f}) "
+            f"| **{e['ratio']:.2f}x** | {e['ratio_paired_median']:.2f}x; "
+            f"{e['ratio_paired_min']:.2f}-{e['ratio_paired_max']:.2f} "
+            f"| {'-'.join(f'{x[0]:.1f}' for x in loads if x)} |"
+        )
+    return "\n".join(lines)
+
+
 def run(args) -> dict:
     """Time every requested model on both pipelines; return the JSON-ready results."""
     device = torch.device(args.device)
@@ -418,12 +445,21 @@ def parse_args(argv=None):
     parser.add_argument("--main-job", action="store_true", help="also time `hw8 boss` on cpu")
     parser.add_argument("--notebooks", action="store_true", help="also run all notebooks on cpu")
     parser.add_argument("--json", type=Path, help="write the results to this JSON file")
+    parser.add_argument(
+        "--table", type=Path, help="print the Markdown table of this recorded JSON and exit"
+    )
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     """Run the benchmark and write the JSON file if asked."""
     args = parse_args(argv)
+    if args.table:
+        results = json.loads(args.table.read_text())
+        for key in ("device", "repeats", "load_average_before", "load_average_after"):
+            print(f"{key}: {results.get(key)}")
+        print(markdown_table(results))
+        return 0
     if args.threads:
         torch.set_num_threads(args.threads)
         os.environ["OMP_NUM_THREADS"] = str(args.threads)  # for `hw8 boss` and notebooks
