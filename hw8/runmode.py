@@ -53,8 +53,11 @@ def platform() -> str:
 
 
 def describe_runtime() -> str:
-    """One line for a notebook's first cell: hw8's version, the platform, Python, torch."""
+    """One line for a notebook's first cell: hw8's version, the platform, Python, torch.
+    Raises a clear error first when a requirement is unmet (:func:`check_requirements`)."""
     import platform as python_platform
+
+    check_requirements()
 
     import torch
 
@@ -65,3 +68,40 @@ def describe_runtime() -> str:
         f"hw8 {hw8.__version__} on {where} (Python {python_platform.python_version()}, "
         f"PyTorch {torch.__version__})"
     )
+
+
+def unmet_requirements() -> list[str]:
+    """hw8's runtime requirements this Python does not meet, e.g. ``"torch>=2.11 (this
+    runtime has 2.10.0)"``; empty when all are met or hw8 runs from a checkout (no
+    installed metadata to read)."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement  # installed with matplotlib
+
+    try:
+        declared = metadata.requires("hw8") or []
+    except metadata.PackageNotFoundError:
+        return []
+    unmet = []
+    for requirement in map(Requirement, declared):
+        if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
+            continue  # an extra (course, dev): not needed to run the notebooks
+        try:
+            version = metadata.version(requirement.name)
+        except metadata.PackageNotFoundError:
+            unmet.append(f"{requirement} (not installed)")
+            continue
+        if not requirement.specifier.contains(version, prereleases=True):
+            unmet.append(f"{requirement} (this runtime has {version})")
+    return unmet
+
+
+def check_requirements() -> None:
+    """Raise a clear error, with the one-line fix, when a requirement of hw8 is unmet."""
+    unmet = unmet_requirements()
+    if unmet:
+        needed = " ".join(f"'{item.split(' (')[0]}'" for item in unmet)
+        raise RuntimeError(
+            f"hw8 needs {'; '.join(unmet)}. Fix: run `%pip install {needed}` in a cell, "
+            "then restart the kernel (Runtime > Restart session on Colab)."
+        )
