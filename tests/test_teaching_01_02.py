@@ -62,7 +62,10 @@ def run_without_tests(path: Path, tmp_path: Path) -> dict[str, dict]:
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
-        text = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+        # stdout only: progress bars go to stderr, and some tqdm versions end theirs without a
+        # newline, which would glue the next printed line to the bar
+        streams = [o for o in cell.outputs if o.output_type == "stream" and o.name == "stdout"]
+        text = "".join(o.get("text", "") for o in streams)
         images = sum("image/png" in o.get("data", {}) for o in cell.outputs)
         result[cell.id] = {"text": text, "images": images}
     return result
