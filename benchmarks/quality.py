@@ -250,15 +250,7 @@ def run_validation(args) -> dict:
             flush=True,
         )
         results = {
-            "protocol": PROTOCOLS["validation"],
-            "protocol_name": "validation",
-            "data": f"Fashion-MNIST ({source})",
-            "train_images_per_class": len(task.train_images),
-            "test_images": len(task.test_images),
-            "quick": bool(args.quick),
-            "device": str(device),
-            "cpu_threads": torch.get_num_threads(),
-            "versions": versions(),
+            **run_fields("validation", source, task, args, device),
             "seeds": {"training": SEED, "selection_split": 0},
             "seconds": round(time.perf_counter() - started, 1),
             "seconds_selection": round(times["selection"], 1),
@@ -277,6 +269,22 @@ def run_validation(args) -> dict:
         if args.json:  # write after every class, so a long run leaves partial results
             write_json(results, args.json)
     return results
+
+
+def run_fields(protocol: str, source: str, task, args, device) -> dict:
+    """What every results file of either protocol states first: the protocol, the data,
+    the split sizes, the device and the versions."""
+    return {
+        "protocol": PROTOCOLS[protocol],
+        "protocol_name": protocol,
+        "data": f"Fashion-MNIST ({source})",
+        "train_images_per_class": len(task.train_images),
+        "test_images": len(task.test_images),
+        "quick": bool(args.quick),
+        "device": str(device),
+        "cpu_threads": torch.get_num_threads(),
+        "versions": versions(),
+    }
 
 
 def run(args) -> dict:
@@ -301,15 +309,7 @@ def run(args) -> dict:
             per_class[method][str(c)] = anomaly.roc_auc(task.test_labels, scores)
             print(f"class {c} {method:<11} AUC {per_class[method][str(c)]:.4f}", flush=True)
         results = {
-            "protocol": PROTOCOLS["test"],
-            "protocol_name": "test",
-            "data": f"Fashion-MNIST ({source})",
-            "train_images_per_class": len(task.train_images),
-            "test_images": len(task.test_images),
-            "quick": bool(args.quick),
-            "device": str(device),
-            "cpu_threads": torch.get_num_threads(),
-            "versions": versions(),
+            **run_fields("test", source, task, args, device),
             "seconds": round(time.perf_counter() - started, 1),
             "published_means": PUBLISHED,
             "methods": summarise(per_class, seconds),
