@@ -8,7 +8,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from hw8.course.scan import course_code, suspicious_code
+from hw8.course.scan import course_code, shadowing_files, suspicious_code
 
 SOURCE = Path(__file__).resolve().parents[1] / "notebooks" / "hw8"
 
@@ -103,3 +103,18 @@ def test_a_file_that_is_not_a_notebook_is_an_error(tmp_path):
     path.write_text('{"cells": [ not json')
     with pytest.raises(ValueError, match="not a notebook"):
         suspicious_code(path)
+
+
+def test_modules_that_hide_installed_ones_are_flagged(tmp_path):
+    (tmp_path / "numpy.py").write_text("")
+    (tmp_path / "json.py").write_text("")
+    (tmp_path / "hw8" / "course").mkdir(parents=True)
+    (tmp_path / "hw8" / "__init__.py").write_text("")
+    (tmp_path / "my_helpers.py").write_text("")
+    (tmp_path / "assets").mkdir()
+    (tmp_path / "notes.txt").write_text("")
+    assert shadowing_files(tmp_path) == [
+        "hw8 handed in: it hides the installed module hw8",
+        "json.py handed in: it hides the installed module json",
+        "numpy.py handed in: it hides the installed module numpy",
+    ]

@@ -46,7 +46,7 @@ from hw8.course import GradeError
 from hw8.course import gradebook as gradebooks
 from hw8.course import sandbox as sandboxes
 from hw8.course.job import FAILED, GRADED, STOP, TIMED_OUT, Job, Outcome, run_job
-from hw8.course.scan import course_code, suspicious_code
+from hw8.course.scan import course_code, shadowing_files, suspicious_code
 from hw8.files import write_json
 
 REPORTS = "grade_reports"  # under the course root: the lock, and per assignment state/report
@@ -229,8 +229,9 @@ def find_submissions(course: Course, assignment: str) -> tuple[dict[str, Path], 
 
 def scan_submission(folder: Path, known: frozenset[str] = frozenset()) -> list[str]:
     """The suspicious-code findings of every notebook handed in, prefixed by its name
-    (the course's own locked code, ``known``, is not scanned)."""
-    flags = []
+    (the course's own locked code, ``known``, is not scanned), and the modules handed in
+    that hide installed ones."""
+    flags = shadowing_files(folder)
     for path in sorted(folder.glob("*.ipynb")):
         try:
             flags += [f"{path.name}: {finding}" for finding in suspicious_code(path, known)]

@@ -7,10 +7,12 @@ should fail. So after the kernel run, :class:`Recheck` (an autograde preprocesso
 ``nbgrader_config.py``) runs the notebook once more in a fresh Python process
 (``python -m hw8.course.recheck``), where:
 
-1. before any student code, the runner records the modules and classes the tests use
-   (``builtins``, ``math``, ``numpy``, ``torch`` and its ``nn.functional``, ``Tensor``,
-   ``distributions``, and every ``hw8`` module: their attributes and the code of their
-   Python functions) and the names the locked cells define;
+1. before any student code, the runner imports every module the course's cells import
+   (installed modules only: a ``numpy.py`` or ``hw8/`` handed in beside the notebook is
+   never imported) and records those the tests use (``builtins``, ``math``, ``numpy``,
+   ``torch`` and its ``nn.functional``, ``Tensor``, ``distributions``, ``sklearn.metrics``
+   where loaded, and every ``hw8`` module: their attributes and the code of their Python
+   functions) and the names the locked cells define;
 2. student code (solution cells, the free cell, any cell the student added) runs as in the
    kernel, but each time it finishes (its cell ends, or a function the student wrote
    returns to the tests' code) everything recorded is put back as it was;
@@ -74,7 +76,7 @@ class Guard:
             if isinstance(function, types.FunctionType)
         ]
         self.locked: dict = {}
-        self.profile = None
+        self.hook = None
 
     @staticmethod
     def _guarded_names() -> list[str]:
@@ -98,7 +100,7 @@ class Guard:
         """Put back every recorded module, attribute, function body and locked name."""
         self.restore_modules()
         self.namespace.update(self.locked)
-        sys.setprofile(self.profile)
+        sys.settrace(self.hook)
 
     def restore_modules(self) -> None:
         """Put back the recorded modules, their attributes and their functions' code."""
@@ -121,31 +123,42 @@ class Guard:
         On entering student code from course code the locked names are noted; on the way
         back the modules are restored and the locked names put back as they were at entry
         (so a test cell's own names survive, and a student's ``global grading`` does not).
+        The hook is a trace function: it runs once per Python call, and only the frames
+        where student code is entered get a return hook (a profile hook would also run
+        for every C call and every return, and cost up to a second per notebook). The
+        return hook belongs to the frame, so it fires even after student code has called
+        ``sys.settrace(None)``, and it sets the hook again.
         """
         entries: list[dict] = []
 
-        def profile(frame, event, _arg):
-            if event not in ("call", "return") or not _is_student(frame.f_code):
-                return
-            if frame.f_back is not None and _is_student(frame.f_back.f_code):
-                return
-            if event == "call":
-                entries.append({name: self.namespace.get(name, _MISSING) for name in self.locked})
-                return
+        def on_return(_frame, event, _arg):
+            if event != "return":
+                return on_return
             self.restore_modules()
             for name, value in (entries.pop() if entries else {}).items():
                 if value is _MISSING:
                     self.namespace.pop(name, None)
                 else:
                     self.namespace[name] = value
-            sys.setprofile(profile)
+            sys.settrace(on_call)
+            return None
 
-        self.profile = profile
-        sys.setprofile(profile)
+        def on_call(frame, _event, _arg):
+            if not frame.f_code.co_filename.startswith(STUDENT):
+                return None
+            caller = frame.f_back
+            if caller is not None and caller.f_code.co_filename.startswith(STUDENT):
+                return None
+            entries.append({name: self.namespace.get(name, _MISSING) for name in self.locked})
+            frame.f_trace_lines = False
+            return on_return
+
+        self.hook = on_call
+        sys.settrace(on_call)
 
     def intact(self) -> bool:
         """True while the runner's own hook is still in place."""
-        return sys.getprofile() is self.profile
+        return sys.gettrace() is self.hook
 
 
 _MISSING = object()
@@ -172,10 +185,6 @@ def _delete(owner, name) -> None:
         delattr(owner, name)
     except (AttributeError, TypeError):
         pass
-
-
-def _is_student(code) -> bool:
-    return code.co_filename.startswith(STUDENT)
 
 
 def _from_student(value) -> bool:
@@ -218,15 +227,13 @@ def cell_role(cell) -> str:
 def run_notebook(nb, cell_timeout: int, emit) -> None:
     """Run every code cell under the guard; ``emit(grade_id, ok, message)`` per test cell."""
     import builtins
-    import importlib
 
     from IPython.core.interactiveshell import InteractiveShell
     from IPython.display import display
 
     shell = InteractiveShell.instance()
     builtins.get_ipython, builtins.display = shell.get_ipython, display
-    for name in GUARDED_MODULES:
-        importlib.import_module(name)
+    load_course_modules(nb, shell)
     namespace = shell.user_ns
     signal.signal(signal.SIGALRM, _alarm)
     guard = None
@@ -261,6 +268,55 @@ def run_notebook(nb, cell_timeout: int, emit) -> None:
             guard.lock_names()
 
 
+def load_course_modules(nb, shell) -> None:
+    """Import, before any student code, what the course's cells import and the guarded
+    modules of every package loaded by then, so that the guard records them all.
+
+    Only installed modules are loaded here: the submission's folder is taken off
+    ``sys.path`` meanwhile, and put back at its end (a student's own helper module still
+    imports; a ``numpy.py`` or ``hw8/`` handed in beside the notebook shadows nothing).
+    Packages no course cell needs (``sklearn`` in most notebooks) are not loaded at all.
+    """
+    folder = os.getcwd()
+    sys.path[:] = [entry for entry in sys.path if entry not in ("", ".", folder)]
+    for name in ("numpy", "torch", *course_imports(nb, shell)):
+        _try_import(name)
+    for name in GUARDED_MODULES:
+        if name.split(".")[0] in sys.modules:
+            _try_import(name)
+    sys.path.append(folder)
+
+
+def course_imports(nb, shell) -> list[str]:
+    """The modules named by import statements in the locked and test cells that run here;
+    for ``from package import name`` also ``package.name``, in case it is a submodule."""
+    import ast
+
+    names = []
+    for cell in nb.cells:
+        if cell.cell_type != "code" or cell_role(cell) not in ("locked", "test"):
+            continue
+        try:
+            tree = ast.parse(shell.transform_cell(cell.source))
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names += [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names += [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+    return names
+
+
+def _try_import(name: str) -> None:
+    import importlib
+
+    try:
+        importlib.import_module(name)
+    except Exception:  # not a module, or not installed: the cell that needs it fails itself
+        pass
+
+
 def _run(code, namespace: dict, cell_timeout: int) -> str | None:
     """Execute one cell; None when it succeeded, else the error in one line."""
     signal.alarm(cell_timeout)
@@ -276,11 +332,16 @@ def _run(code, namespace: dict, cell_timeout: int) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m hw8.course.recheck CELLS_JSON CELL_TIMEOUT``, the token on stdin."""
-    path, cell_timeout = (argv or sys.argv[1:])[:2]
+    """``python -m hw8.course.recheck CELLS_JSON CELL_TIMEOUT FOLDER``, the token on stdin.
+
+    It is started outside FOLDER (the submission's copy), so that ``-m`` finds this module
+    and not a ``hw8`` package handed in beside the notebook; the cells run in FOLDER.
+    """
+    path, cell_timeout, folder = (argv or sys.argv[1:])[:3]
     token = sys.stdin.readline().strip()
     out = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     os.environ.setdefault("MPLBACKEND", "Agg")
+    os.chdir(folder)
 
     def emit(grade_id: str, ok: bool, message: str) -> None:
         out.write(f"{token} {json.dumps([grade_id, ok, message])}\n")
@@ -326,11 +387,11 @@ class Recheck:
         self.verdicts = root / "verdicts.txt"
         with open(self.verdicts, "w") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "hw8.course.recheck", str(source), str(cell_timeout)],
+                [sys.executable, "-m", "hw8.course.recheck", str(source), str(cell_timeout), work],
                 stdin=subprocess.PIPE,
                 stdout=out,
                 stderr=subprocess.DEVNULL,
-                cwd=work,
+                cwd=root,
                 text=True,
                 start_new_session=True,
             )

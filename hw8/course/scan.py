@@ -6,14 +6,19 @@ modules that reach the system (``os``, ``subprocess``, ``socket``, ...), dynamic
 (``exec``, ``eval``, ``__import__``), ``open()`` and friends on paths outside the working
 folder, rebinding of builtins, monkeypatching of imported modules (``torch.allclose =
 ...``, ``grading.check = ...``), exits of the interpreter, and overrides of IPython's
-display and traceback machinery. The scan only reads: it never runs the code, and a
-finding never changes points (``hw8 course grade`` lists the findings in its report).
+display and traceback machinery. ``shadowing_files(folder)`` lists the Python modules
+handed in beside the notebooks that bear an installed module's name. The scan only
+reads: it never runs the code, and a finding never changes points (``hw8 course grade``
+lists the findings in its report).
 """
 
 from __future__ import annotations
 
 import ast
+import importlib.machinery
+import importlib.util
 import json
+import sys
 from collections.abc import Collection
 from pathlib import Path
 
@@ -159,6 +164,25 @@ def course_code(source_dir: Path) -> frozenset[str]:
                 source = cell.get("source", "")
                 sources.add("".join(source) if isinstance(source, list) else source)
     return frozenset(sources)
+
+
+def shadowing_files(folder: Path) -> list[str]:
+    """The Python modules and packages handed in beside the notebooks that bear the name of
+    an installed or standard module (``numpy.py``, a ``hw8/`` package): the student's
+    kernel would import them in its place. The re-check never does, so they gain nothing,
+    but a person should look."""
+    suffixes = tuple(importlib.machinery.all_suffixes())
+    findings = []
+    for path in sorted(Path(folder).iterdir()):
+        if path.is_file() and path.name.endswith(suffixes):
+            name = path.name.split(".")[0]
+        elif (path / "__init__.py").is_file():
+            name = path.name
+        else:
+            continue
+        if name in sys.stdlib_module_names or importlib.util.find_spec(name) is not None:
+            findings.append(f"{path.name} handed in: it hides the installed module {name}")
+    return findings
 
 
 def code_cells(path: Path) -> list[tuple[str, str]]:
