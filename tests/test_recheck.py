@@ -9,10 +9,12 @@ these cover the re-check's own promises, in seconds.
 from __future__ import annotations
 
 import textwrap
+import time
 
 import nbformat
 import pytest
 
+import hw8.course.recheck as recheck_module
 from hw8.course.recheck import recheck
 
 SETUP = "import torch\nfrom hw8 import grading\n"
@@ -44,7 +46,7 @@ def run(tmp_path, nb, files: dict[str, str] | None = None) -> dict[str, str]:
         path = folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(text))
-    folder.mkdir(exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     return recheck(nb, folder, cell_timeout=60, total_timeout=120)
 
 
@@ -117,3 +119,37 @@ def test_a_students_own_helper_module_still_imports(tmp_path):
     solution = "from helper import twice\n\n\ndef double(x):\n    return twice(x)\n"
     files = {"helper.py": "def twice(x):\n    return x + x\n"}
     assert run(tmp_path, notebook(solution), files) == {}
+
+
+def test_the_graders_environment_of_the_moment_reaches_the_cells(tmp_path, monkeypatch):
+    """A forked re-check gets the environment of the grader when it starts (nbgrader sets
+    NBGRADER_EXECUTION just before the kernel run), not the zygote's."""
+    run(tmp_path, notebook(HONEST))  # the zygote is running before the variable is set
+    monkeypatch.setenv("HW8_PROBE", "set late")
+    test = 'import os\n\nassert os.environ.get("HW8_PROBE") == "set late"\n'
+    assert run(tmp_path, notebook(HONEST, test)) == {}
+
+
+def test_a_recheck_that_kills_the_zygote_stops_no_later_recheck(tmp_path):
+    killer = "import os\nimport signal\n\nos.kill(os.getppid(), signal.SIGKILL)\n" + HONEST
+    run(tmp_path / "first", notebook(killer))
+    assert run(tmp_path / "second", notebook(HONEST)) == {}
+    assert list(run(tmp_path / "third", notebook("def double(x):\n    return x\n"))) == ["check"]
+
+
+def test_a_recheck_past_its_total_time_is_stopped(tmp_path):
+    folder = tmp_path / "submission"
+    folder.mkdir()
+    started = time.monotonic()
+    sleeper = "import time\n\ntime.sleep(60)\n" + HONEST
+    failures = recheck(notebook(sleeper), folder, cell_timeout=60, total_timeout=3)
+    assert time.monotonic() - started < 30
+    assert failures == {"check": "the re-check did not reach this cell (stopped or timed out)"}
+
+
+@pytest.mark.parametrize(
+    "answer, failed", [(HONEST, []), ("def double(x):\n    return x\n", ["check"])]
+)
+def test_a_fresh_process_where_forking_is_not_available(tmp_path, monkeypatch, answer, failed):
+    monkeypatch.setattr(recheck_module, "FORK", False)
+    assert list(run(tmp_path, notebook(answer))) == failed

@@ -45,7 +45,8 @@ from tqdm.auto import tqdm
 from hw8.course import GradeError
 from hw8.course import gradebook as gradebooks
 from hw8.course import sandbox as sandboxes
-from hw8.course.job import FAILED, GRADED, STOP, TIMED_OUT, Job, Outcome, run_job
+from hw8.course.job import FAILED, GRADED, NBGRADER, STOP, TIMED_OUT, Job, Outcome, run_job
+from hw8.course.nbgrader_command import skip_iri_grammar
 from hw8.course.scan import course_code, shadowing_files, suspicious_code
 from hw8.files import write_json
 
@@ -96,6 +97,7 @@ class Plan:
 
 def grade(args) -> int:
     """Run ``hw8 course grade`` with parsed ``args``; 0 if every submission was graded."""
+    skip_iri_grammar()
     put_this_python_on_path()
     course = load_course(args.course)
     sandbox = choose_sandbox(args, course)
@@ -519,7 +521,7 @@ def install_folder(folder: Path, files: dict[str, tuple[bytes, int]] | None) -> 
 def export_grades(course: Course) -> None:
     """``nbgrader export``: grades.csv from the course gradebook."""
     result = subprocess.run(
-        [sys.executable, "-m", "nbgrader", "export"],
+        [sys.executable, "-m", NBGRADER, "export"],
         cwd=course.folder,
         capture_output=True,
         text=True,

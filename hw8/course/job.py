@@ -41,6 +41,7 @@ THREAD_VARIABLES = (
 )
 # What the kernel inherits from the machine that runs the job (nothing else: no tokens).
 INHERITED_VARIABLES = ("LANG", "LC_ALL", "TZ", "PYTHONPATH", "CUDA_VISIBLE_DEVICES")
+NBGRADER = "hw8.course.nbgrader_command"  # ``python -m NBGRADER``: nbgrader, faster to start
 MAX_RESULT_BYTES = 256 * 2**20  # an autograded folder larger than this is not brought back
 MAX_LOG_BYTES = 2**20  # what is read of nbgrader's log, from its end
 STOP = threading.Event()  # set by the grader when interrupted: running jobs stop at once
@@ -150,7 +151,7 @@ def run_confined(job: Job, scratch: Path, log_path: Path) -> int | None:
     The whole process tree is killed when it ends, runs out of time or is interrupted.
     """
     db = scratch / "gradebook.db"
-    command = [sandboxes.python_command(job.sandbox), "-m", "nbgrader", "autograde"]
+    command = [sandboxes.python_command(job.sandbox), "-m", NBGRADER, "autograde"]
     command += [job.assignment, f"--student={job.student}", f"--CourseDirectory.root={scratch}"]
     command += [f"--CourseDirectory.db_url=sqlite:///{db}", *job.options]
     env = environment(job, scratch)
