@@ -21,8 +21,8 @@ from sklearn.metrics import roc_auc_score
 from hw8.datasets import iterate_batches, to_device
 from hw8.device import resolve_device
 from hw8.files import write_atomically
+from hw8.settings import SCORE_METRICS
 
-SCORE_METRICS = ("l2", "mse", "l1")
 SUBMISSION_HEADER = ("ID", "score")
 
 

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from hw8 import runmode
 from hw8.files import write_atomically
+from hw8.settings import DATASET_NAMES
 
 FASHION_MNIST_CLASSES = (
     "T-shirt/top",
@@ -34,7 +35,6 @@ FASHION_MNIST_CLASSES = (
     "Bag",
     "Ankle boot",
 )
-DATASET_NAMES = ("bundled", "fashion-mnist", "hw8")
 DEBIAN_FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_FILES = {
     "train_images": "train-images-idx3-ubyte.gz",

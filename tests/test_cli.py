@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -211,3 +213,16 @@ def test_a_bug_keeps_its_traceback(monkeypatch, tmp_path):
     monkeypatch.setattr("hw8.datasets.load_task", broken)
     with pytest.raises(ValueError, match="a bug"):
         main(["train", "--out", str(tmp_path / "x")])
+
+
+def test_the_command_line_starts_without_torch():
+    """`hw8 validate` and the instructor commands must not wait for torch, scikit-learn
+    and matplotlib (about 3 s): only the training commands import them."""
+    code = (
+        "import sys\n"
+        "import hw8.cli\n"
+        "hw8.cli.build_parser().parse_args(['course', 'grade', 'hw8'])\n"
+        "heavy = sorted({'torch', 'sklearn', 'matplotlib'} & set(sys.modules))\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
