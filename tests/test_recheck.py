@@ -1,6 +1,6 @@
 """The grader's re-check (hw8.course.recheck) on small notebooks built here.
 
-Each test runs the re-check for real (a fresh Python process, as in autograde) on a
+Each test runs the re-check for real (a process of its own, as in autograde) on a
 notebook of three kinds of cell: locked instructor code, a student solution and a test
 cell. The full nbgrader round trip (tests/test_nbgrader.py) covers the course notebooks;
 these cover the re-check's own promises, in seconds.

@@ -3,9 +3,9 @@
 Importing nbformat imports jsonschema, and jsonschema builds a grammar for the "iri"
 format on import when ``rfc3987-syntax`` is installed (JupyterLab's dependencies install
 it): a second of CPU in every process, for a format no notebook schema uses. The course's
-grader starts one nbgrader process per submission and one for the export, and reads the
-gradebook itself, so it blocks that import (:func:`skip_iri_grammar`); nothing else
-changes.
+grader starts one nbgrader process per submission and one for the export, and imports
+nbgrader itself, so each of these blocks that import (:func:`skip_iri_grammar`); nothing
+else changes.
 """
 
 import sys
