@@ -17,6 +17,12 @@ caught too. Everything is put back in a ``finally`` block. A stub that was calle
 even when the student's code caught the error: leaving the block then fails as well.
 
 Compute the test's own references *outside* the block: they are blocked inside it too.
+
+Every block also *declares* its rule (:func:`active_rules`): where the grader runs the
+tests outside the student's process (``hw8.course.verdict``), blocking a function there
+would prove nothing, so the grader reads the student's source instead and fails a call
+whose code reaches a forbidden name. ``hw8.grading.forbid`` declares its rules the same
+way: one mechanism, checked in the kernel by stubs and in the grader by the source.
 """
 
 from __future__ import annotations
@@ -24,9 +30,50 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
-__all__ = ["Blocked", "forbidden_calls", "resolve"]
+__all__ = [
+    "Blocked",
+    "active_rules",
+    "declared",
+    "forbidden_calls",
+    "resolve",
+    "source_reader",
+    "use_source_reader",
+]
+
+_RULES: ContextVar[tuple[tuple[tuple[str, ...], str], ...]] = ContextVar("hw8_rules", default=())
+
+
+def active_rules() -> tuple[tuple[tuple[str, ...], str], ...]:
+    """The rules of the blocks being run: ``((dotted names, message), ...)``."""
+    return _RULES.get()
+
+
+_READER: ContextVar[object | None] = ContextVar("hw8_source_reader", default=None)
+
+
+def source_reader():
+    """The grader's reader of the student's source (None in a student's kernel): an object
+    whose ``recipe_references(function)`` lists where a student's function uses
+    ``hw8.boss``, or returns None for an object it does not read."""
+    return _READER.get()
+
+
+def use_source_reader(reader) -> None:
+    """Set the grader's source reader for this context (``hw8.course.verdict`` does)."""
+    _READER.set(reader)
+
+
+@contextmanager
+def declared(targets: Iterable[str], message: str) -> Iterator[None]:
+    """Declare, for the ``with`` block, that the code called must not use ``targets``."""
+    token = _RULES.set((*_RULES.get(), (tuple(targets), message)))
+    try:
+        yield
+    finally:
+        _RULES.reset(token)
 
 
 def resolve(dotted: str):
@@ -79,6 +126,7 @@ def forbidden_calls(
         else:
             setattr(owner, name, new)
 
+    targets = list(targets)
     try:
         for dotted in targets:
             module, name = resolve(dotted)
@@ -93,7 +141,8 @@ def forbidden_calls(
             if namespace is not None:
                 for key in [k for k, v in namespace.items() if v is original]:
                     replace(namespace, key, stub)
-        yield record
+        with declared(targets, message):
+            yield record
     finally:
         for owner, name, original in reversed(saved):
             if isinstance(owner, dict):

@@ -42,6 +42,7 @@ import numpy as np
 import torch
 
 from hw8.device import available_devices
+from hw8.forbidden import declared
 
 __all__ = [
     "DEFAULT_TOLERANCE",
@@ -321,6 +322,8 @@ def forbid(targets: dict[Any, str], advice: str):
     (``{F.mse_loss: "torch.nn.functional.mse_loss"}``); ``advice`` says what to write
     instead. Functions get a stub body (so names bound earlier, ``from ... import``
     included, are caught too); classes refuse to be built. Everything is restored after.
+    The names are also declared as the block's rule (``hw8.forbidden.declared``): the
+    grader, which runs no student code itself, checks them in the student's source.
     """
     saved = []
     try:
@@ -334,7 +337,8 @@ def forbid(targets: dict[Any, str], advice: str):
                 target.__code__ = _stub_code(target, what, advice)
             else:
                 raise TypeError(f"forbid: cannot forbid {target!r}")
-        yield
+        with declared(targets.values(), advice):
+            yield
     finally:
         for target, attribute, original in reversed(saved):
             if original is None:

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from hw8.anomaly import SubmissionError, read_submission, roc_auc
+from hw8.forbidden import source_reader
 from hw8.runmode import autograding, quick_mode
 
 LEVELS = ("simple", "medium", "strong", "boss")
@@ -359,6 +360,10 @@ def package_recipe_references(function: Callable) -> list[str]:
     notebook's own functions and classes; and flags a global bound to ``hw8.boss`` or to
     anything defined there. Returns one line per finding, empty when there is none.
     """
+    reader = source_reader()
+    read = reader.recipe_references(function) if reader is not None else None
+    if read is not None:  # the grader: the function runs elsewhere, its source is read
+        return read
     findings: list[str] = []
     seen: set[int] = set()
     home = getattr(function, "__module__", None)  # the notebook's functions live there
