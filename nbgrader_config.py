@@ -18,7 +18,7 @@ from nbgrader.preprocessors import (
     SaveAutoGrades,
 )
 
-from hw8.course.preprocessors import ExecuteAndRecheck, HideHiddenTests
+from hw8.course.preprocessors import ExecuteWithVerdicts, HideHiddenTests
 
 c = get_config()  # noqa: F821 - provided by nbgrader when it reads this file
 
@@ -56,13 +56,13 @@ c.ClearSolutions.enforce_metadata = True
 c.Autograde.exclude_overwriting = {"hw8": ["prediction.csv", "leaderboard_scores.csv"]}
 
 # Two steps of the course's own (hw8/course/preprocessors.py):
-# - autograde: nbgrader's Execute, plus the re-check: while the kernel runs the notebook,
-#   every test cell runs again in a fresh process (in a copy of the submission's folder)
-#   where student code cannot switch the checks off; a test that fails there loses its
-#   points, one that passed there keeps the kernel's verdict;
+# - autograde: nbgrader's Execute runs the notebook with its test cells emptied, while the
+#   grader (hw8/course/verdict.py) runs every test cell in a process of its own against a
+#   second process that runs the student's code and only answers with data; each test
+#   cell's output is the grader's verdict, which nbgrader scores;
 # - feedback: students see which test failed and its message, never the hidden tests' code.
 c.Autograde.autograde_preprocessors = [
-    ExecuteAndRecheck,
+    ExecuteWithVerdicts,
     IgnorePattern,
     ClearMetadataPreprocessor,
     LimitOutput,

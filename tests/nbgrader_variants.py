@@ -262,10 +262,15 @@ ALTERNATIVES: dict[str, dict[str, list[Variant]]] = {
                 "ae01-solution-mse-loss",
                 """
                 def mse_loss(x_hat, x):
-                    difference = x_hat - x
-                    return (difference * difference).sum() / difference.numel()
+                    # prints what a student might print while the tests run: its input
+                    # history, its arguments and its globals (none may reach feedback)
+                    print(get_ipython().user_ns.get("In", [])[-2:], x_hat.flatten()[:4], x)
+                    print(sorted(name for name in globals() if not name.startswith("__")))
+                    difference = (x_hat - x).double()  # float64 inside
+                    total = (difference * difference).sum() / difference.numel()
+                    return total.to(x_hat.dtype)
                 """,
-                "a sum divided by the number of elements",
+                "a sum divided by the number of elements, in float64, printing its inputs",
             ),
             Variant(
                 "ae01-solution-bce-loss",
@@ -276,6 +281,39 @@ ALTERNATIVES: dict[str, dict[str, list[Variant]]] = {
                     return -terms.sum() / terms.numel()
                 """,
                 "torch.xlogy",
+            ),
+            Variant(
+                "ae01-solution-dense-autoencoder",
+                """
+                print(f"the demonstration's BCE floor: {target_entropy:.4f}")  # a demo's name
+
+
+                class DenseAutoencoder(Autoencoder):
+                    name = "dense_ae"
+
+                    def __init__(self, bottleneck=2, image_shape=(1, 28, 28)):
+                        super().__init__(image_shape)
+                        self.bottleneck = bottleneck
+                        size = math.prod(self.image_shape)
+                        self.encoder = nn.Sequential(
+                            nn.Flatten(), nn.Linear(size, 256), nn.ReLU(), nn.Linear(256, 64),
+                            nn.ReLU(), nn.Linear(64, bottleneck),
+                        )
+                        self.decoder = nn.Sequential(
+                            nn.Linear(bottleneck, 64), nn.ReLU(), nn.Linear(64, 256), nn.ReLU(),
+                            nn.Linear(256, size), nn.Tanh(), nn.Unflatten(1, self.image_shape),
+                        )
+
+                    def encode(self, x):
+                        return self.encoder(x)
+
+                    def decode(self, z):
+                        return self.decoder(z)
+
+                    def loss(self, x):
+                        return mse_loss(self(x), x)
+                """,
+                "nn.Flatten and nn.Unflatten; the cell first prints a demonstration's variable",
             ),
         ],
         "02_denoising_autoencoder": [
@@ -580,6 +618,106 @@ TRICKS: dict[str, tuple[str, Plant, Variant]] = {
                 return (x_hat - x).pow(2).sum()
             """,
             "a summed MSE whose call removes the trace and profile hooks and patches the checks",
+        ),
+    ),
+    # The tricks of issue 18: each worked against the grader of that time (verdicts made
+    # in a process that ran the student's code); now the tests run in the grader's own
+    # process and the student's process only answers with data.
+    "display-hook-credit": (
+        "01_vanilla_autoencoder",
+        _plant("01_vanilla_autoencoder", "ae01-test-mse-loss"),
+        Variant(
+            "ae01-solution-mse-loss",
+            """
+            def mse_loss(x_hat, x):
+                get_ipython().displayhook("full marks")  # an execute_result during the test
+                return (x_hat - x).pow(2).sum()
+            """,
+            "a summed MSE that publishes a non-number result (nbgrader's partial credit)",
+        ),
+    ),
+    "walk-frames": (
+        "01_vanilla_autoencoder",
+        _plant("01_vanilla_autoencoder", "ae01-test-mse-loss"),
+        Variant(
+            "ae01-solution-mse-loss",
+            """
+            import gc
+
+
+            def mse_loss(x_hat, x):
+                try:
+                    raise RuntimeError
+                except RuntimeError as error:
+                    frame = error.__traceback__.tb_frame
+                while frame is not None:  # every caller: mark whatever looks like a verdict
+                    for key in [k for k in frame.f_locals if k in ("ok", "passed", "error")]:
+                        frame.f_locals[key] = True
+                    frame = frame.f_back
+                for scope in gc.get_objects():  # and every checking function anywhere
+                    if isinstance(scope, dict) and "assert_close" in scope:
+                        scope["assert_close"] = lambda *args, **kwargs: None
+                return (x_hat - x).pow(2).sum()
+            """,
+            "a summed MSE that walks its callers' frames and rewrites every checker it finds",
+        ),
+    ),
+    "torch-function-mode": (
+        "01_vanilla_autoencoder",
+        _plant("01_vanilla_autoencoder", "ae01-test-mse-loss"),
+        Variant(
+            "ae01-solution-mse-loss",
+            PLANTS["01_vanilla_autoencoder"][0].source,
+            "a summed MSE, and a torch function mode (state kept in C) that makes "
+            "F.mse_loss and every comparison agree with it",
+            cell="""
+            from torch.overrides import TorchFunctionMode
+
+
+            class _Agree(TorchFunctionMode):
+                def __torch_function__(self, func, types, args=(), kwargs=None):
+                    if func is F.mse_loss:
+                        return (args[0] - args[1]).pow(2).sum()
+                    if func in (torch.equal, torch.allclose):
+                        return True
+                    return func(*args, **(kwargs or {}))
+
+
+            _Agree().__enter__()
+            """,
+        ),
+    ),
+    "renamed-code-and-threads": (
+        "01_vanilla_autoencoder",
+        _plant("01_vanilla_autoencoder", "ae01-test-mse-loss"),
+        Variant(
+            "ae01-solution-mse-loss",
+            """
+            import threading
+            import time
+
+            import numpy
+            import hw8.grading
+
+
+            def mse_loss(x_hat, x):
+                return (x_hat - x).pow(2).sum()
+
+
+            # the code claims to be torch's own, and a thread keeps the checks switched off
+            mse_loss.__code__ = mse_loss.__code__.replace(co_filename=torch.__file__)
+
+
+            def _keep_patching():
+                while True:
+                    hw8.grading.assert_close = hw8.grading.check_on_devices = print
+                    numpy.max = numpy.amax = lambda *args, **kwargs: 0.0
+                    time.sleep(0.001)
+
+
+            threading.Thread(target=_keep_patching, daemon=True).start()
+            """,
+            "a summed MSE disguised as torch's code, and a thread re-patching the checks",
         ),
     ),
 }

@@ -14,6 +14,8 @@ import builtins
 from dataclasses import dataclass
 
 DEMO_TAG = "skip-recheck"
+# What a test cell holds wherever the student's code runs (the kernel, the sandbox).
+STUB = "# This test runs in the grader, outside this notebook's kernel; its verdict follows."
 TEST, LOCKED, DEMO, SOLUTION, STUDENT = "test", "locked", "demo", "solution", "student"
 
 

@@ -45,6 +45,7 @@ from tqdm.auto import tqdm
 from hw8.course import GradeError
 from hw8.course import gradebook as gradebooks
 from hw8.course import sandbox as sandboxes
+from hw8.course.cells import STUB
 from hw8.course.job import FAILED, GRADED, NBGRADER, STOP, TIMED_OUT, Job, Outcome, run_job
 from hw8.course.nbgrader_command import skip_iri_grammar
 from hw8.course.scan import course_code, shadowing_files, suspicious_code
@@ -346,8 +347,10 @@ def choose_sandbox(args, course: Course) -> sandboxes.Sandbox:
 
 
 def nbgrader_options(args) -> tuple[str, ...]:
-    """Options every ``nbgrader autograde`` of the run gets."""
-    return (f"--Execute.timeout={args.cell_timeout}",) if args.cell_timeout else ()
+    """Options every ``nbgrader autograde`` of the run gets: in the sandbox the kernel
+    only runs the notebook; the verdicts are decided by the job, outside."""
+    timeout = (f"--Execute.timeout={args.cell_timeout}",) if args.cell_timeout else ()
+    return ("--ExecuteWithVerdicts.decide=False", *timeout)
 
 
 def source_files(course: Course, source: Path) -> dict[str, bytes]:
@@ -369,14 +372,22 @@ def base_job(course: Course, assignment: str, spec: dict, sandbox, threads: int,
         folders={},
         source_files=source_files(course, source),
         submission={},
-        gradebook=gradebooks.template(spec, course.coursedir.course_id, assignment),
+        gradebook=gradebooks.template(spec, course.coursedir.course_id, assignment, STUB),
         sandbox=sandbox,
         timeout=args.timeout,
         threads=threads,
         memory=memory,
         options=nbgrader_options(args),
         env={key: value for key, value in os.environ.items() if key.startswith("HW8_")},
+        spec=spec,
+        instructor=instructor_notebooks(source),
     )
+
+
+def instructor_notebooks(source: Path) -> dict[str, dict]:
+    """The assignment's source notebooks (solutions and hidden tests), name -> JSON: read
+    by the grader outside the sandbox, never written where a submission runs."""
+    return {path.stem: json.loads(path.read_text()) for path in sorted(source.glob("*.ipynb"))}
 
 
 def student_job(base: Job, course: Course, student: str, folder: Path) -> Job:
@@ -542,7 +553,7 @@ def make_report(plan: Plan, outcomes: dict, where: str, seconds: float) -> dict:
     for student in sorted(plan.submissions):
         outcome = outcomes.get(student)
         entry = {"status": outcome.status if outcome else "unchanged"}
-        entry["flags"] = plan.flags[student]
+        entry["flags"] = plan.flags[student] + (outcome.flags if outcome else [])
         if outcome:
             entry |= {"seconds": round(outcome.seconds, 1), "message": outcome.message}
         else:

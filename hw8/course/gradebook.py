@@ -58,8 +58,10 @@ def assignment_spec(db_url: str, course_id: str, assignment: str) -> dict:
         }
 
 
-def template(spec: dict, course_id: str, assignment: str) -> bytes:
-    """The bytes of a new SQLite gradebook holding only ``assignment`` as ``spec`` says."""
+def template(spec: dict, course_id: str, assignment: str, test_source: str) -> bytes:
+    """The bytes of a new SQLite gradebook holding only ``assignment`` as ``spec`` says,
+    every test cell's source replaced by ``test_source`` (the gradebook lies in the
+    sandbox, where the student's code may read it: no test reaches it)."""
     from nbgrader.api import Gradebook
 
     with tempfile.TemporaryDirectory(prefix="hw8-gradebook-") as folder:
@@ -80,7 +82,12 @@ def template(spec: dict, course_id: str, assignment: str) -> bytes:
                     gradebook.add_task_cell(
                         cell, name, assignment, max_score=points, cell_type=kind
                     )
+                tests = {cell: points for cell, points, _ in nb["grade_cells"]}
+                tests = {c: p for c, p in tests.items() if c not in nb["solution_cells"]}
                 for cell, kind, locked, source, checksum in nb["source_cells"]:
+                    if cell in tests:
+                        source = test_source
+                        checksum = test_checksum(cell, tests[cell], test_source)
                     gradebook.add_source_cell(
                         cell,
                         name,
@@ -91,6 +98,22 @@ def template(spec: dict, course_id: str, assignment: str) -> bytes:
                         checksum=checksum,
                     )
         return path.read_bytes()
+
+
+def test_checksum(grade_id: str, points: float, source: str) -> str:
+    """nbgrader's checksum of a locked test cell holding ``source``."""
+    import nbformat
+    from nbgrader.utils import compute_checksum
+
+    cell = nbformat.v4.new_code_cell(source)
+    cell.metadata.nbgrader = {
+        "grade": True,
+        "solution": False,
+        "locked": True,
+        "grade_id": grade_id,
+        "points": points,
+    }
+    return compute_checksum(cell)
 
 
 VERSION_COLUMN = "version_num VARCHAR(32) NOT NULL"  # as nbgrader's Gradebook creates it

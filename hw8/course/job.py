@@ -1,18 +1,28 @@
-"""One grading job: ``nbgrader autograde`` of one student in a private scratch course.
+"""One grading job: one student's submission, graded in private scratch folders.
 
 A job is plain data, so it runs as well in a local worker process as on a Dask worker on
-another machine: the course's ``nbgrader_config.py``, the assignment's non-notebook files,
+another machine: the course's ``nbgrader_config.py``, the assignment as the course
+gradebook holds it and the instructor's notebooks, the assignment's non-notebook files,
 the student's submitted files and a gradebook that holds the assignment and nothing else
-(no other student, no grade). ``run_job`` lays these out as a scratch course in a
-temporary folder and runs ``nbgrader autograde ASSIGNMENT --student ID`` there, inside the
-sandbox, with a time limit and the kernel held to its share of CPU threads and memory.
-Then, outside the sandbox, it reads the student's grades from the private gradebook and
-the autograded files, and returns them. A job never touches the course: the grader
-records what it returns (``hw8.course.gradebook``).
+(no other student, no grade, no test's code). ``run_job`` runs two things side by side:
+
+- ``nbgrader autograde ASSIGNMENT --student ID`` in a scratch course, inside the sandbox,
+  for the autograded notebooks the students read in their feedback: the kernel runs the
+  notebook with its test cells emptied;
+- the grader (``python -m hw8.course.verdict``), outside the sandbox, which runs the
+  instructor's test cells against a second sandboxed process running the student's code
+  (``hw8.course.responder``, in a scratch of its own).
+
+Then, outside the sandbox, it computes the student's grades itself: each test cell's from
+the grader's verdict, each written answer's by nbgrader's own rule on the submitted
+notebook (no response: 0; an answer: for a person to grade). Nothing the sandboxed
+processes wrote is read as a grade. A job never touches the course: the grader records
+what it returns (``hw8.course.gradebook``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
@@ -28,6 +38,8 @@ from pathlib import Path, PurePosixPath
 import psutil
 
 from hw8.course import sandbox as sandboxes
+from hw8.course.cells import TEST, grade_id_of, role_of
+from hw8.course.verdict import notebook_request, read_verdicts, run_verdicts, verdict_outputs
 
 GRADED, FAILED, TIMED_OUT = "graded", "failed", "timed out"
 # Every thread pool a kernel may start (OpenMP, hence torch's intra-op pool; MKL; OpenBLAS;
@@ -63,7 +75,9 @@ class Job:
     paths relative to those folders to contents; ``memory`` is bytes per process (None:
     the memory of the machine that runs the job, shared out by ``threads``; 0: no limit);
     ``options`` are extra ``nbgrader autograde`` options; ``env`` extra variables
-    (``HW8_QUICK``, say) for the kernel.
+    (``HW8_QUICK``, say) for the kernel; ``spec`` the assignment as the course gradebook
+    holds it (``hw8.course.gradebook.assignment_spec``) and ``instructor`` the source
+    notebooks (name -> notebook JSON), neither ever written where the sandbox can see it.
     """
 
     assignment: str
@@ -79,6 +93,8 @@ class Job:
     memory: int | None = None
     options: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
+    spec: dict = field(default_factory=dict)
+    instructor: dict[str, dict] = field(default_factory=dict)
 
 
 @dataclass
@@ -94,33 +110,178 @@ class Outcome:
     message: str = ""
     grades: dict | None = None
     files: dict[str, tuple[bytes, int]] = field(default_factory=dict)
+    flags: list[str] = field(default_factory=list)
 
 
 def run_job(job: Job) -> Outcome:
-    """Autograde one submission in a scratch course inside the sandbox; never raises for
-    what the submission does (a crash, a hang, a corrupt notebook give a FAILED or
-    TIMED_OUT outcome)."""
+    """Grade one submission (see the module notes); never raises for what the submission
+    does (a crash, a hang, a corrupt notebook give a FAILED or TIMED_OUT outcome)."""
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="hw8-grade-", ignore_cleanup_errors=True) as tmp:
-        scratch = Path(tmp) / "course"
+        tmp = Path(tmp)
+        scratch = tmp / "course"
         write_scratch(job, scratch)
-        returncode = run_confined(job, scratch, Path(tmp) / "nbgrader.log")
-        log = log_tail(Path(tmp) / "nbgrader.log")
+        trusted = tmp / "trusted"
+        write_files(trusted / "grader", job.submission)
+        deadline = time.monotonic() + job.timeout
+        grader = run_verdicts(verdict_request(job, tmp / "child"), trusted / "grader", trusted)
+        try:
+            returncode = run_confined(job, scratch, tmp / "nbgrader.log", deadline)
+            decided = wait(grader, deadline) is not None
+        finally:
+            kill_tree(grader.pid)
+            grader.wait()
+        verdicts = read_verdicts(trusted)
+        log = log_tail(tmp / "nbgrader.log")
         outcome = Outcome(job.student, GRADED, 0.0)
-        if returncode is None:
+        if returncode is None or not decided:
             outcome.status = TIMED_OUT
             outcome.message = f"stopped after the time limit of {job.timeout:g} s"
         elif returncode != 0:
             outcome.status = FAILED
             outcome.message = error_summary(log) or f"nbgrader exited with {returncode}"
-        try:
-            outcome.grades = read_grades(scratch / "gradebook.db", job)
-            if outcome.status == GRADED:
-                outcome.files = read_files(scratch / job.folders["autograded"])
-        except ValueError as error:
-            outcome.status, outcome.message, outcome.grades = FAILED, str(error), None
+        outcome.grades = submission_grades(job, verdicts)
+        outcome.flags = [
+            f"{name}: {flag}" for name, found in verdicts.items() for flag in found.get("flags", [])
+        ]
+        if outcome.status == GRADED:
+            try:
+                files = read_files(scratch / job.folders["autograded"])
+                outcome.files = with_verdicts(files, job, verdicts)
+            except ValueError as error:
+                outcome.status, outcome.message = FAILED, str(error)
     outcome.seconds = time.perf_counter() - started
     return outcome
+
+
+def verdict_request(job: Job, child_root: Path) -> dict:
+    """The grader's request: the notebooks handed in, and how to start the sandboxed
+    process that runs the student's code (in ``child_root``, a scratch of its own)."""
+    folder = child_root / "submission"
+    write_files(folder, job.submission)
+    for name in ("home", "tmp"):
+        (child_root / name).mkdir()
+    env = environment(job, child_root)
+    env["NBGRADER_EXECUTION"] = "autograde"
+    memory = job.memory if job.memory is not None else memory_share(job.threads)
+    command = [sandboxes.python_command(job.sandbox), "-m", "hw8.course.responder", str(folder)]
+    name = f"hw8-child-{uuid.uuid4().hex[:12]}"
+    wrapped = sandboxes.wrap(
+        job.sandbox, command, child_root, env=env, memory=memory, threads=job.threads, name=name
+    )
+    notebooks = {}
+    for name_, instructor in job.instructor.items():
+        submitted = parse_notebook(job.submission.get(f"{name_}.ipynb"))
+        if submitted is not None:
+            notebooks[name_] = notebook_request(instructor, submitted)
+    child = {"command": wrapped, "cwd": str(child_root), "env": env, "folder": str(folder)}
+    return {"notebooks": notebooks, "child": child, "timeout": cell_timeout(job)}
+
+
+def cell_timeout(job: Job) -> float:
+    """The time limit of one cell: ``--Execute.timeout`` if given, else nbgrader's 300 s."""
+    for option in job.options:
+        if option.startswith("--Execute.timeout="):
+            return float(option.partition("=")[2])
+    return 300.0
+
+
+def parse_notebook(raw: bytes | None) -> dict | None:
+    """A submitted notebook as JSON data (None when missing or not a notebook)."""
+    if raw is None:
+        return None
+    try:
+        notebook = json.loads(raw)
+    except ValueError:
+        return None
+    return (
+        notebook if isinstance(notebook, dict) and isinstance(notebook.get("cells"), list) else None
+    )
+
+
+def submission_grades(job: Job, verdicts: dict) -> dict:
+    """The student's grades, by notebook handed in: a test cell's points from its verdict,
+    a written answer's by nbgrader's rule on the submitted cell (see :func:`answer_grade`)."""
+    grades = {}
+    for spec in job.spec.get("notebooks", []):
+        submitted = parse_notebook(job.submission.get(f"{spec['name']}.ipynb"))
+        if submitted is None:
+            continue
+        decided = verdicts.get(spec["name"], {}).get("verdicts", {})
+        cells = {grade_id_of(c): c for c in submitted["cells"] if grade_id_of(c)}
+        sources = {
+            name: (kind, locked, checksum)
+            for name, kind, locked, _, checksum in spec["source_cells"]
+        }
+        solutions = set(spec["solution_cells"])
+        scores, comments = {}, {}
+        for name, points, _kind in spec["grade_cells"]:
+            if name not in solutions:
+                passed = decided.get(name, [False])[0] is True
+                scores[name] = [float(points) if passed else 0.0, False]
+            elif name in cells:
+                score = answer_grade(cells[name], name, points, sources[name])
+                scores[name] = [score, score is None]
+        answered = solutions | {name for name, _, _ in spec["task_cells"]}
+        for name in sorted(answered & set(cells)):
+            unchanged = checksum_of(cells[name], name, None, sources[name]) == sources[name][2]
+            comments[name] = "No response." if unchanged and name in solutions else None
+        grades[spec["name"]] = {"grades": scores, "comments": comments}
+    return grades
+
+
+def checksum_of(cell: dict, name: str, points, source: tuple) -> str:
+    """nbgrader's checksum of a submitted cell, its type, lock and points restored from
+    the course (as nbgrader's OverwriteCells does before grading)."""
+    import nbformat
+    from nbgrader.utils import compute_checksum
+
+    kind, locked, _ = source
+    node = nbformat.from_dict(
+        {
+            "cell_type": kind,
+            "source": "".join(cell.get("source", ""))
+            if isinstance(cell.get("source"), list)
+            else str(cell.get("source", "")),
+            "metadata": {"nbgrader": dict(cell.get("metadata", {}).get("nbgrader", {}))},
+        }
+    )
+    node.metadata.nbgrader["locked"] = locked
+    if points is not None:
+        node.metadata.nbgrader["points"] = points
+    try:
+        return compute_checksum(node)
+    except (KeyError, TypeError, ValueError):
+        return ""
+
+
+def answer_grade(cell: dict, name: str, points: float, source: tuple) -> float | None:
+    """nbgrader's automatic grade of a manually graded answer: 0 when it is unchanged from
+    the release (no response), else None (a person grades it)."""
+    return 0.0 if checksum_of(cell, name, points, source) == source[2] else None
+
+
+def with_verdicts(files: dict, job: Job, verdicts: dict) -> dict:
+    """The autograded files, each notebook's test cells holding the instructor's source
+    and the grader's verdict as their output."""
+    for name, instructor in job.instructor.items():
+        path = f"{name}.ipynb"
+        if path not in files:
+            continue
+        content, mode = files[path]
+        notebook = parse_notebook(content)
+        if notebook is None:
+            continue
+        tests = {grade_id_of(c): c for c in instructor.get("cells", []) if role_of(c) == TEST}
+        decided = verdicts.get(name, {}).get("verdicts", {})
+        for cell in notebook["cells"]:
+            original = tests.get(grade_id_of(cell))
+            if original is not None and cell.get("cell_type") == "code":
+                cell["source"] = original["source"]
+                passed, message = decided.get(grade_id_of(cell), [False, "not graded"])
+                cell["outputs"] = verdict_outputs(passed, message)
+        files[path] = (json.dumps(notebook, indent=1).encode(), mode)
+    return files
 
 
 def write_scratch(job: Job, scratch: Path) -> None:
@@ -145,7 +306,7 @@ def write_files(folder: Path, files: dict[str, bytes]) -> None:
         path.write_bytes(content)
 
 
-def run_confined(job: Job, scratch: Path, log_path: Path) -> int | None:
+def run_confined(job: Job, scratch: Path, log_path: Path, deadline: float) -> int | None:
     """Run nbgrader autograde in the sandbox; its exit status, or None after the time limit.
 
     The whole process tree is killed when it ends, runs out of time or is interrupted.
@@ -171,7 +332,7 @@ def run_confined(job: Job, scratch: Path, log_path: Path) -> int | None:
             start_new_session=True,
         )
         try:
-            return wait(process, time.monotonic() + job.timeout)
+            return wait(process, deadline)
         finally:
             kill_tree(process.pid)
             process.wait()
@@ -248,34 +409,6 @@ def error_summary(log: str) -> str:
         if match and match.group("text").strip() not in found:
             found.append(match.group("text").strip())
     return notebook + " | ".join(text[:200] for text in found[-2:]) if found else ""
-
-
-def read_grades(db: Path, job: Job) -> dict | None:
-    """The student's grades and comments in the private gradebook (None if it holds no
-    submission). The file was writable by the submission: it is read, never trusted
-    (the grader checks every value against the course's own gradebook)."""
-    from nbgrader.api import Gradebook, MissingEntry
-    from sqlalchemy.exc import SQLAlchemyError
-
-    if not stat.S_ISREG(os.lstat(db).st_mode):
-        raise ValueError("the private gradebook was replaced by something that is not a file")
-    try:
-        with Gradebook(f"sqlite:///{db}") as gradebook:
-            try:
-                submission = gradebook.find_submission(job.assignment, job.student)
-            except MissingEntry:
-                return None
-            return {
-                notebook.name: {
-                    "grades": {
-                        g.name: [g.auto_score, g.needs_manual_grade] for g in notebook.grades
-                    },
-                    "comments": {c.name: c.auto_comment for c in notebook.comments},
-                }
-                for notebook in submission.notebooks
-            }
-    except SQLAlchemyError as error:
-        raise ValueError(f"the private gradebook cannot be read ({error})") from error
 
 
 def read_files(folder: Path) -> dict[str, tuple[bytes, int]]:

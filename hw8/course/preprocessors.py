@@ -1,71 +1,124 @@
 """The course's own nbgrader steps, named in ``nbgrader_config.py``.
 
-- :class:`ExecuteAndRecheck` (autograde, in place of ``Execute``): while the kernel runs
-  the notebook, every test cell runs again outside the student's kernel
-  (:mod:`hw8.course.recheck`); a test cell that fails there loses its points even though
-  it passed in the kernel.
+- :class:`ExecuteWithVerdicts` (autograde, in place of ``Execute``): the kernel runs the
+  notebook with every test cell emptied (the kernel, where the student's code runs, never
+  sees a test, hidden or not), while the grader (:mod:`hw8.course.verdict`) runs the tests
+  in its own process against a second process that runs the student's code; each test
+  cell then gets the instructor's source back and the grader's verdict as its output, from
+  which nbgrader's own rule scores it (an error: no points; none: all points).
+  ``hw8 course grade`` sets ``ExecuteWithVerdicts.decide = False`` inside its sandbox:
+  there the verdicts are decided outside, by the grading job.
 - :class:`HideHiddenTests` (generate_feedback): the feedback a student receives names
-  each test cell and shows its message, but never the hidden tests' code: their lines
-  are cut from the test cells and error tracebacks are cut to their last line.
+  each test cell and shows the grader's verdict, but never the hidden tests' code.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
 
 import nbformat
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
+from traitlets import Bool
 
-from hw8.course.recheck import Recheck, cell_role
+from hw8.course.cells import STUB, TEST, role_of
+from hw8.course.verdict import notebook_request, read_verdicts, run_verdicts, verdict_outputs
 
-FAILED = "RecheckFailed"
 HIDDEN = re.compile(r"^([ \t]*)### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS[^\n]*", re.S | re.M)
 HIDDEN_NOTE = "# (hidden tests ran here: their code is not shown)"
 
 
-def failed_in_kernel(cell) -> bool:
-    """True when the kernel run already marked the test cell as failed."""
-    return any(
-        output.output_type == "error"
-        or (output.output_type == "stream" and output.get("name") == "stderr")
-        for output in cell.get("outputs", [])
-    )
+class ExecuteWithVerdicts(Execute):
+    """Autograde step in place of nbgrader's ``Execute``: the kernel run without tests,
+    and every test cell's verdict decided by the grader outside the kernel."""
 
-
-def recheck_error(message: str):
-    """The error output added to a test cell the re-check did not confirm."""
-    return nbformat.v4.new_output(
-        "error",
-        ename=FAILED,
-        evalue=message,
-        traceback=[
-            f"{FAILED}: this test passed in your notebook's kernel but failed when the grader "
-            f"ran it again on its own: {message}"
-        ],
-    )
-
-
-class ExecuteAndRecheck(Execute):
-    """Autograde step in place of nbgrader's ``Execute``: the kernel run, with the re-check
-    running beside it in its own process; test cells the re-check does not confirm lose
-    their points."""
+    decide = Bool(
+        True,
+        help="Decide the verdicts here (False inside hw8 course grade's sandbox).",
+    ).tag(config=True)
 
     def preprocess(self, nb, resources):
-        """Start the re-check, run the notebook in the kernel, then mark what failed."""
-        timeout = self.timeout or 300
-        code_cells = sum(cell.cell_type == "code" for cell in nb.cells)
-        folder = resources.get("metadata", {}).get("path") or "."
-        running = Recheck(nb, folder, timeout, timeout * max(code_cells, 1))
+        """Run the notebook in the kernel with its tests emptied; then put the tests back
+        with the grader's verdicts as their outputs."""
+        tests = {
+            i: c.source
+            for i, c in enumerate(nb.cells)
+            if c.cell_type == "code" and role_of(c) == TEST
+        }
+        running = self.start_verdicts(nb, resources) if self.decide else None
+        for index in tests:
+            nb.cells[index].source = STUB
         try:
             nb, resources = super().preprocess(nb, resources)
         finally:
-            failures = running.failures()
-        for cell in nb.cells:
-            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-            if cell_role(cell) == "test" and grade_id in failures and not failed_in_kernel(cell):
-                cell.outputs.append(recheck_error(failures[grade_id]))
-                self.log.warning("re-check: %s failed: %s", grade_id, failures[grade_id])
+            for index, source in tests.items():
+                nb.cells[index].source = source
+        if running is not None:
+            verdicts = self.wait(*running).get(resources["nbgrader"]["notebook"], {})
+            self.apply(nb, verdicts.get("verdicts", {}))
         return nb, resources
+
+    def start_verdicts(self, nb, resources):
+        """Start the grader on this notebook (in copies of the submission's folder)."""
+        from nbgrader.coursedir import CourseDirectory
+
+        name = resources["nbgrader"]["notebook"]
+        coursedir = CourseDirectory(config=self.config)
+        source = coursedir.format_path(
+            coursedir.source_directory, ".", resources["nbgrader"]["assignment"]
+        )
+        instructor = json.loads((Path(source) / f"{name}.ipynb").read_text())
+        submitted = json.loads(nbformat.writes(nb))
+        folder = resources.get("metadata", {}).get("path") or "."
+        scratch = Path(tempfile.mkdtemp(prefix="hw8-verdict-"))
+        for copy in ("grader", "child/submission"):
+            shutil.copytree(folder, scratch / copy, symlinks=True)
+        child_folder = str(scratch / "child" / "submission")
+        request = {
+            "notebooks": {name: notebook_request(instructor, submitted)},
+            "child": {
+                "command": [sys.executable, "-m", "hw8.course.responder", child_folder],
+                "cwd": str(scratch / "child"),
+                "env": dict(__import__("os").environ, NBGRADER_EXECUTION="autograde"),
+                "folder": child_folder,
+            },
+            "timeout": self.timeout or 300,
+        }
+        code_cells = sum(cell.cell_type == "code" for cell in nb.cells)
+        deadline = time.monotonic() + (self.timeout or 300) * max(code_cells, 1)
+        return (
+            run_verdicts(request, scratch / "grader", scratch),
+            scratch,
+            deadline,
+        )
+
+    def wait(self, process, scratch: Path, deadline: float) -> dict:
+        """The grader's result, once it has finished (or been stopped at the deadline)."""
+        try:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except Exception:  # noqa: BLE001 - past the deadline: no verdicts, the tests fail
+            process.kill()
+            process.wait()
+        result = read_verdicts(scratch)
+        shutil.rmtree(scratch, ignore_errors=True)
+        return result
+
+    def apply(self, nb, verdicts: dict) -> None:
+        """Each test cell's output becomes the grader's verdict."""
+        for cell in nb.cells:
+            if cell.cell_type == "code" and role_of(cell) == TEST:
+                grade_id = cell.metadata["nbgrader"]["grade_id"]
+                passed, message = verdicts.get(
+                    grade_id, [False, "the grader did not reach this test"]
+                )
+                cell.outputs = [nbformat.from_dict(o) for o in verdict_outputs(passed, message)]
+                if not passed:
+                    self.log.warning("%s failed: %s", grade_id, message)
 
 
 class HideHiddenTests(NbGraderPreprocessor):
@@ -75,7 +128,7 @@ class HideHiddenTests(NbGraderPreprocessor):
         """Strip one cell."""
         if cell.cell_type != "code":
             return cell, resources
-        if cell_role(cell) == "test":
+        if role_of(cell) == TEST:
             cell.source = HIDDEN.sub(lambda m: f"{m.group(1)}{HIDDEN_NOTE}", cell.source)
         for output in cell.get("outputs", []):
             if output.output_type == "error":

@@ -176,7 +176,7 @@ def docker_command(
 ) -> list[str]:
     """``command`` in a container of ``sandbox.image``: no network, read-only root, no
     capabilities, only ``scratch`` mounted (at the same path), this user's ids."""
-    args = ["docker", "run", "--rm", "--name", name, "--network", "none", "--read-only"]
+    args = ["docker", "run", "--rm", "-i", "--name", name, "--network", "none", "--read-only"]
     args += ["--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
     args += [
         "--pids-limit",

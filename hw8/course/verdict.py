@@ -51,6 +51,9 @@ from hw8.course.cells import (
     Cell,
     defined_names,
     demos_needed,
+    merge,
+    solution_names,
+    tests_of,
     used_names,
 )
 from hw8.course.sources import SourceIndex
@@ -202,6 +205,9 @@ class Session:
         self.restarts = 0
         self.grader: Grader | None = None
         self.folder, self.mirrored = folder, {}
+        self.instructor = set().union(
+            *(defined_names(c.source) for c in cells if c.role in (LOCKED, DEMO, TEST))
+        )
         use_source_reader(self)
 
     # ------------------------------------------------------------------ the child
@@ -276,9 +282,10 @@ class Session:
                 self.bound.pop(name, None)
 
     def fetch_free(self, cell: Cell) -> None:
-        """Names a locked or test cell reads that no instructor cell defined here (a
-        student's ``DATA_DIR``): their values in the child."""
-        free = used_names(cell.source) - set(self.namespace) - self.names
+        """Names a locked or test cell reads that no instructor cell defines (a student's
+        ``DATA_DIR``): their values in the child. What an instructor cell defines is
+        never read from the child, even where that cell did not run."""
+        free = used_names(cell.source) - set(self.namespace) - self.names - self.instructor
         if free:
             self.namespace.update(self.ask("fetch", FETCH_TIMEOUT_S, names=sorted(free)))
 
@@ -434,36 +441,94 @@ def in_hidden_part(cell: Cell, error: BaseException) -> bool:
 # ----------------------------------------------------------------------------- entry points
 
 
-def decide(request: dict) -> dict:
-    """The verdicts of one notebook (see the module notes for ``request``'s fields)."""
-    cells = [Cell(**cell) for cell in request["cells"]]
-    student_sources = [c.source for c in cells if c.role in (SOLUTION, STUDENT)]
-    index = SourceIndex(student_sources, Path(request["folder"]))
-    child = Child(request["child_command"], request["child_cwd"], request["child_env"])
-    session = Session(
-        cells,
-        set(request["names"]),
-        index,
-        child,
-        float(request["timeout"]),
-        request.get("child_folder"),
-    )
+def notebook_request(instructor: dict, submitted: dict) -> dict:
+    """What the grader needs of one notebook: the cells to replay (the submission's, with
+    the instructor's locked and test cells), the names the exercises ask for, the tests."""
+    return {
+        "cells": [cell.__dict__ for cell in merge(submitted, instructor)],
+        "names": sorted(solution_names(instructor)),
+        "tests": tests_of(instructor),
+    }
+
+
+def decide(notebook: dict, child: Child, timeout: float, folder: Path, child_folder: str):
+    """The verdicts of one notebook (a :func:`notebook_request`), its child started by
+    ``child``: ``{"verdicts": {grade_id: [passed, message]}, "flags": [...]}``."""
+    cells = [Cell(**cell) for cell in notebook["cells"]]
+    sources = [c.source for c in cells if c.role in (SOLUTION, STUDENT)]
+    index = SourceIndex(sources, folder)
+    session = Session(cells, set(notebook["names"]), index, child, timeout, child_folder)
     verdicts = session.run()
-    for grade_id in request["tests"]:
+    for grade_id in notebook["tests"]:
         verdicts.setdefault(grade_id, [False, "this test cell is missing from your notebook"])
     return {"verdicts": verdicts, "flags": sorted(session.flags)}
 
 
+def decide_all(request: dict) -> dict:
+    """The verdicts of every notebook of a request, one after another in this process:
+    ``{"notebooks": {name: notebook_request}, "child": {"command", "cwd", "env",
+    "folder"}, "timeout": seconds}``; the child's folder is shared, as the notebooks of
+    a submission share their folder in nbgrader."""
+    spec = request["child"]
+    child = Child(spec["command"], spec["cwd"], spec["env"])
+    folder = Path.cwd()
+    return {
+        name: decide(notebook, child, float(request["timeout"]), folder, spec["folder"])
+        for name, notebook in request["notebooks"].items()
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m hw8.course.verdict REQUEST_JSON OUT_JSON``."""
+    """``python -m hw8.course.verdict REQUEST_JSON OUT_JSON``, in a folder holding a copy
+    of the submission (the files the tests read)."""
     request_path, out_path = argv or sys.argv[1:3]
     request = json.loads(Path(request_path).read_text())
     os.environ.setdefault("MPLBACKEND", "Agg")
+    os.environ["NBGRADER_EXECUTION"] = "autograde"
     builtins.display = lambda *args, **kwargs: None
-    os.chdir(request["folder"])
-    result = decide(request)
+    result = decide_all(request)
     Path(out_path).write_text(json.dumps(result))
     return 0
+
+
+def run_verdicts(request: dict, folder: Path, scratch: Path) -> subprocess.Popen:
+    """Start ``python -m hw8.course.verdict`` on ``request`` in ``folder`` (a copy of the
+    submission nobody else writes); it writes ``scratch/verdicts.json``. The caller waits
+    and reads it with :func:`read_verdicts`."""
+    path = scratch / "verdict-request.json"
+    path.write_text(json.dumps(request))
+    return subprocess.Popen(
+        [sys.executable, "-m", "hw8.course.verdict", str(path), str(scratch / "verdicts.json")],
+        cwd=folder,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=open(scratch / "verdict.log", "wb"),  # noqa: SIM115 - the child owns it
+        start_new_session=True,
+    )
+
+
+def verdict_outputs(passed: bool, message: str) -> list[dict]:
+    """A test cell's outputs for its verdict, in nbformat's shape: nbgrader scores an
+    error output 0 and a cell without one full marks."""
+    if passed:
+        text = "PASSED (checked by the grader, outside your notebook's kernel)\n"
+        return [{"output_type": "stream", "name": "stdout", "text": text}]
+    return [
+        {
+            "output_type": "error",
+            "ename": "TestFailed",
+            "evalue": message,
+            "traceback": [f"TestFailed: {message}"],
+        }
+    ]
+
+
+def read_verdicts(scratch: Path) -> dict:
+    """What the verdict process wrote ({} when it wrote nothing)."""
+    try:
+        return json.loads((scratch / "verdicts.json").read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 if __name__ == "__main__":
