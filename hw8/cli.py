@@ -370,6 +370,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--memory-limit", type=positive(float), help="GiB per process (default: a core's share)"
     )
+    g.add_argument(
+        "--disk-limit",
+        type=positive(float),
+        default=1.0,
+        help="GiB a job's sandboxed processes may each write (default: 1)",
+    )
     g.add_argument("--sandbox", choices=("bwrap", "docker"), default="bwrap")
     g.add_argument("--image", help="the container image for --sandbox docker")
     g.add_argument("--no-sandbox", action="store_true", help="grade unconfined (not advised)")

@@ -86,7 +86,7 @@ def grade(tmp_path: Path, submitted: dict, teacher: dict | None = None, timeout=
     os.chdir(trusted)
     try:
         request = notebook_request(teacher, submitted)
-        result = decide(request, child, timeout, trusted, str(child_root / "work"))
+        result = decide(request, child, timeout, trusted)
     finally:
         os.chdir(here)
     return result

@@ -381,6 +381,7 @@ def base_job(course: Course, assignment: str, spec: dict, sandbox, threads: int,
         env={key: value for key, value in os.environ.items() if key.startswith("HW8_")},
         spec=spec,
         instructor=instructor_notebooks(source),
+        disk=int(args.disk_limit * 2**30),
     )
 
 

@@ -28,6 +28,7 @@ import re
 import stat
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
@@ -39,6 +40,7 @@ import psutil
 
 from hw8.course import sandbox as sandboxes
 from hw8.course.cells import TEST, grade_id_of, role_of
+from hw8.course.confine import read_tar
 from hw8.course.verdict import notebook_request, read_verdicts, run_verdicts, verdict_outputs
 
 GRADED, FAILED, TIMED_OUT = "graded", "failed", "timed out"
@@ -55,6 +57,7 @@ THREAD_VARIABLES = (
 INHERITED_VARIABLES = ("LANG", "LC_ALL", "TZ", "PYTHONPATH", "CUDA_VISIBLE_DEVICES")
 NBGRADER = "hw8.course.nbgrader_command"  # ``python -m NBGRADER``: nbgrader, faster to start
 MAX_RESULT_BYTES = 256 * 2**20  # an autograded folder larger than this is not brought back
+DEFAULT_DISK = 2**30  # bytes each sandboxed process of a job may write (bwrap, docker)
 MAX_LOG_BYTES = 2**20  # what is read of nbgrader's log, from its end
 STOP = threading.Event()  # set by the grader when interrupted: running jobs stop at once
 # In nbgrader's log: the last line of a traceback ("nbformat.reader.NotJSONError: ..."),
@@ -77,7 +80,8 @@ class Job:
     ``options`` are extra ``nbgrader autograde`` options; ``env`` extra variables
     (``HW8_QUICK``, say) for the kernel; ``spec`` the assignment as the course gradebook
     holds it (``hw8.course.gradebook.assignment_spec``) and ``instructor`` the source
-    notebooks (name -> notebook JSON), neither ever written where the sandbox can see it.
+    notebooks (name -> notebook JSON), neither ever written where the sandbox can see it;
+    ``disk`` the bytes each sandboxed process may write.
     """
 
     assignment: str
@@ -95,6 +99,7 @@ class Job:
     env: dict[str, str] = field(default_factory=dict)
     spec: dict = field(default_factory=dict)
     instructor: dict[str, dict] = field(default_factory=dict)
+    disk: int = DEFAULT_DISK
 
 
 @dataclass
@@ -126,7 +131,7 @@ def run_job(job: Job) -> Outcome:
         deadline = time.monotonic() + job.timeout
         grader = run_verdicts(verdict_request(job, tmp / "child"), trusted / "grader", trusted)
         try:
-            returncode = run_confined(job, scratch, tmp / "nbgrader.log", deadline)
+            returncode, files = run_confined(job, scratch, tmp / "nbgrader.log", deadline)
             decided = wait(grader, deadline) is not None
         finally:
             kill_tree(grader.pid)
@@ -146,7 +151,8 @@ def run_job(job: Job) -> Outcome:
         ]
         if outcome.status == GRADED:
             try:
-                files = read_files(scratch / job.folders["autograded"])
+                if files is None:  # no sandbox: the folder is on this machine's disk
+                    files = read_files(scratch / job.folders["autograded"])
                 outcome.files = with_verdicts(files, job, verdicts)
             except ValueError as error:
                 outcome.status, outcome.message = FAILED, str(error)
@@ -167,14 +173,21 @@ def verdict_request(job: Job, child_root: Path) -> dict:
     command = [sandboxes.python_command(job.sandbox), "-m", "hw8.course.responder", str(folder)]
     name = f"hw8-child-{uuid.uuid4().hex[:12]}"
     wrapped = sandboxes.wrap(
-        job.sandbox, command, child_root, env=env, memory=memory, threads=job.threads, name=name
+        job.sandbox,
+        command,
+        child_root,
+        env=env,
+        memory=memory,
+        threads=job.threads,
+        name=name,
+        disk=job.disk,
     )
     notebooks = {}
     for name_, instructor in job.instructor.items():
         submitted = parse_notebook(job.submission.get(f"{name_}.ipynb"))
         if submitted is not None:
             notebooks[name_] = notebook_request(instructor, submitted)
-    child = {"command": wrapped, "cwd": str(child_root), "env": env, "folder": str(folder)}
+    child = {"command": wrapped, "cwd": str(child_root), "env": env}
     return {"notebooks": notebooks, "child": child, "timeout": cell_timeout(job)}
 
 
@@ -306,9 +319,12 @@ def write_files(folder: Path, files: dict[str, bytes]) -> None:
         path.write_bytes(content)
 
 
-def run_confined(job: Job, scratch: Path, log_path: Path, deadline: float) -> int | None:
-    """Run nbgrader autograde in the sandbox; its exit status, or None after the time limit.
+def run_confined(job: Job, scratch: Path, log_path: Path, deadline: float):
+    """Run nbgrader autograde in the sandbox: (its exit status, or None after the time
+    limit; the autograded files, or None when they are on this machine's disk).
 
+    In bwrap or docker the scratch course is a private in-memory file system and the
+    autograded folder comes back as a tar on standard output (``hw8.course.confine``).
     The whole process tree is killed when it ends, runs out of time or is interrupted.
     """
     db = scratch / "gradebook.db"
@@ -318,26 +334,55 @@ def run_confined(job: Job, scratch: Path, log_path: Path, deadline: float) -> in
     env = environment(job, scratch)
     name = f"hw8-grade-{uuid.uuid4().hex[:12]}"
     memory = job.memory if job.memory is not None else memory_share(job.threads)
+    confined = job.sandbox.kind != "none"
     wrapped = sandboxes.wrap(
-        job.sandbox, command, scratch, env=env, memory=memory, threads=job.threads, name=name
+        job.sandbox,
+        command,
+        scratch,
+        env=env,
+        memory=memory,
+        threads=job.threads,
+        name=name,
+        disk=job.disk if confined else 0,
+        out=job.folders["autograded"] if confined else None,
     )
+    result = bytearray()
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             wrapped,
             cwd=scratch,
             env=env,
             stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            stdout=subprocess.PIPE if confined else log,
+            stderr=log if confined else subprocess.STDOUT,
             start_new_session=True,
         )
+        reader = None
+        if confined:
+            reader = threading.Thread(target=_collect, args=(process.stdout, result), daemon=True)
+            reader.start()
         try:
-            return wait(process, deadline)
+            returncode = wait(process, deadline)
         finally:
             kill_tree(process.pid)
             process.wait()
             if job.sandbox.kind == "docker":
                 sandboxes.stop_container(name)
+            if reader is not None:
+                reader.join(timeout=30)
+    if not confined:
+        return returncode, None
+    try:
+        return returncode, read_tar(bytes(result), MAX_RESULT_BYTES)
+    except (ValueError, OSError, tarfile.TarError):
+        return returncode, {}
+
+
+def _collect(stream, into: bytearray) -> None:
+    """Read a pipe to its end, keeping at most ``MAX_RESULT_BYTES`` and one byte more."""
+    while chunk := stream.read(1 << 20):
+        if len(into) <= MAX_RESULT_BYTES:
+            into.extend(chunk)
 
 
 def wait(process: subprocess.Popen, deadline: float) -> int | None:

@@ -85,7 +85,6 @@ class ExecuteWithVerdicts(Execute):
                 "command": [sys.executable, "-m", "hw8.course.responder", child_folder],
                 "cwd": str(scratch / "child"),
                 "env": dict(__import__("os").environ, NBGRADER_EXECUTION="autograde"),
-                "folder": child_folder,
             },
             "timeout": self.timeout or 300,
         }

@@ -16,7 +16,10 @@ can write nowhere else:
 
 Either way each process of a submission gets a memory limit (``RLIMIT_AS``, or the
 container's ``--memory``), so a memory-eating cell fails with ``MemoryError`` instead of
-taking the machine down.
+taking the machine down, and a limit on its processes (``RLIMIT_NPROC``, or
+``--pids-limit``), so a fork bomb stops there. In ``bwrap`` and ``docker`` the folder a
+job writes is an in-memory file system of a fixed size (``hw8.course.confine``): a
+submission that fills it fills only its own.
 """
 
 from __future__ import annotations
@@ -40,12 +43,16 @@ NO_SANDBOX_HINT = (
     "docker --image IMAGE, or grade without a sandbox with --no-sandbox (every submission "
     "then runs with your rights in the course folder)."
 )
-# Run a command with its address space limited and no core files (set, then exec).
+# Run a command with its address space and its number of processes limited and no core
+# files (set, then exec).
 LIMIT_SNIPPET = (
-    "import os, resource, sys; n = int(sys.argv[1]); "
-    "resource.setrlimit(resource.RLIMIT_AS, (n, n)); resource.setrlimit(resource.RLIMIT_CORE, "
-    "(0, 0)); os.execvp(sys.argv[2], sys.argv[2:])"
+    "import os, resource, sys; n, p = int(sys.argv[1]), int(sys.argv[2]); "
+    "n and resource.setrlimit(resource.RLIMIT_AS, (n, n)); "
+    "p and resource.setrlimit(resource.RLIMIT_NPROC, (p, p)); "
+    "resource.setrlimit(resource.RLIMIT_CORE, (0, 0)); os.execvp(sys.argv[3], sys.argv[3:])"
 )
+MAX_PROCESSES = 256  # per sandbox: a fork bomb meets this instead of the machine's limit
+INPUT = "/tmp/hw8-input"  # inside the sandbox: a read-only view of the prepared folder
 
 
 @dataclass(frozen=True)
@@ -114,23 +121,33 @@ def wrap(
     memory: int,
     threads: int,
     name: str,
+    disk: int = 0,
+    out: str | None = None,
 ) -> list[str]:
     """``command`` (run in ``scratch``) confined by ``sandbox``; ``memory`` bytes per process
-    (0: no limit); ``name`` names the container."""
+    (0: no limit); ``name`` names the container. With ``disk`` (bytes; bwrap and docker),
+    ``scratch`` is a private in-memory file system of that size holding a copy of what the
+    grader prepared there (:mod:`hw8.course.confine`); with ``out`` too, the command's
+    standard output is the tar of that folder (relative to ``scratch``) after the run."""
+    if disk and sandbox.kind != "none":
+        confine = [python_command(sandbox), "-m", "hw8.course.confine", INPUT, str(scratch)]
+        command = [*confine, *(["--out", out] if out else []), "--", *command]
     if sandbox.kind == "docker":
-        return docker_command(sandbox, command, scratch, env, memory, threads, name)
-    if memory:
-        command = [sys.executable, "-c", LIMIT_SNIPPET, str(memory), *command]
+        return docker_command(sandbox, command, scratch, env, memory, threads, name, disk)
+    # the process limit counts per user: only in bwrap's user namespace is it the job's own
+    processes = MAX_PROCESSES if sandbox.kind == "bwrap" else 0
+    command = [sys.executable, "-c", LIMIT_SNIPPET, str(memory), str(processes), *command]
     if sandbox.kind == "bwrap":
         local = [str(Path.home()), tempfile.gettempdir()]  # other scratch folders live there
-        return bwrap_command(command, scratch, [*sandbox.hidden, *local])
+        return bwrap_command(command, scratch, [*sandbox.hidden, *local], disk)
     return command
 
 
-def bwrap_command(command: list[str], scratch: Path, hidden: list[str]) -> list[str]:
+def bwrap_command(command: list[str], scratch: Path, hidden: list[str], disk: int = 0) -> list[str]:
     """``command`` in bubblewrap: read-only system, ``hidden`` folders replaced by empty
     read-only ones (this Python environment mounted back), a private ``/tmp``, ``scratch``
-    the only writable folder that outlives the command, no network."""
+    the only writable folder (with ``disk``: an in-memory file system of that many bytes,
+    what the grader prepared in ``scratch`` shown read-only at ``INPUT``), no network."""
     hidden = sorted({str(Path(h).resolve()) for h in hidden if Path(h).is_dir()}, key=len)
     hidden = [folder for folder in hidden if folder != "/tmp"]  # /tmp is private already
     args = [BWRAP, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
@@ -138,7 +155,11 @@ def bwrap_command(command: list[str], scratch: Path, hidden: list[str]) -> list[
         args += ["--tmpfs", folder]
     for path in python_paths([*hidden, "/tmp"]):
         args += ["--ro-bind", path, path]
-    args += ["--bind", str(scratch), str(scratch), "--chdir", str(scratch)]
+    if disk:
+        args += ["--ro-bind", str(scratch), INPUT, "--size", str(disk), "--tmpfs", str(scratch)]
+    else:
+        args += ["--bind", str(scratch), str(scratch)]
+    args += ["--chdir", str(scratch)]
     for folder in hidden:
         args += ["--remount-ro", folder]
     args += ["--unshare-all", "--die-with-parent", "--new-session", "--"]
@@ -173,14 +194,16 @@ def docker_command(
     memory: int,
     threads: int,
     name: str,
+    disk: int = 0,
 ) -> list[str]:
     """``command`` in a container of ``sandbox.image``: no network, read-only root, no
-    capabilities, only ``scratch`` mounted (at the same path), this user's ids."""
+    capabilities, only ``scratch`` mounted (at the same path; with ``disk``, read-only at
+    ``INPUT`` and a private in-memory ``scratch`` of that size), this user's ids."""
     args = ["docker", "run", "--rm", "-i", "--name", name, "--network", "none", "--read-only"]
     args += ["--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
     args += [
         "--pids-limit",
-        "1024",
+        str(MAX_PROCESSES),
         "--cpus",
         str(threads),
         "--user",
@@ -188,7 +211,11 @@ def docker_command(
     ]
     if memory:
         args += ["--memory", f"{memory}b"]
-    args += ["-v", f"{scratch}:{scratch}", "-w", str(scratch)]
+    if disk:
+        args += ["-v", f"{scratch}:{INPUT}:ro", "--tmpfs", f"{scratch}:rw,exec,size={disk}"]
+    else:
+        args += ["-v", f"{scratch}:{scratch}"]
+    args += ["-w", str(scratch)]
     for key, value in sorted(env.items()):
         if key != "PATH":
             args += ["-e", f"{key}={value}"]

@@ -32,7 +32,6 @@ import io
 import json
 import os
 import signal
-import stat
 import subprocess
 import sys
 import time
@@ -41,6 +40,8 @@ import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from hw8.course.cells import (
     DEMO,
@@ -126,9 +127,12 @@ class Grader(Endpoint):
         names the running test has rebound are rebound in the child for the call."""
         self.session.check_rules(target)
         try:
-            return super().call(target, args, kwargs, overrides=self.session.overrides())
-        finally:
-            self.session.mirror()
+            value = super().call(target, args, kwargs, overrides=self.session.overrides())
+        except WireError:
+            self.session.drop()
+            raise
+        self.session.mirror()
+        return value
 
     @staticmethod
     def rebuild_error(reply: dict) -> Exception:
@@ -193,7 +197,6 @@ class Session:
         index: SourceIndex,
         child: Child,
         timeout: float,
-        folder: str | None = None,
     ):
         self.cells, self.names, self.index = cells, names, index
         self.child_spec, self.timeout = child, timeout
@@ -204,7 +207,8 @@ class Session:
         self.stuck: set[str] = set()
         self.restarts = 0
         self.grader: Grader | None = None
-        self.folder, self.mirrored = folder, {}
+        self.mirrored: dict[str, list] = {}
+        self.mirroring = False
         self.instructor = set().union(
             *(defined_names(c.source) for c in cells if c.role in (LOCKED, DEMO, TEST))
         )
@@ -231,35 +235,45 @@ class Session:
         grader = self.connect()
         grader.deadline = time.monotonic() + timeout
         try:
-            return grader.request({"op": op, **fields})
+            value = grader.request({"op": op, **fields})
         except WireError:
             self.drop()
             raise
         finally:
             if self.grader is not None:
                 self.grader.deadline = None
+        self.mirror()
+        return value
 
     def mirror(self) -> None:
-        """Copy the files the student's code wrote in its folder into this process's
-        folder (regular files at the top level only, never following a link), so a test
-        reads what the code wrote, as it would in a kernel."""
-        if self.folder is None:
+        """Copy the files the student's code wrote at the top of its folder into this
+        process's folder, asked over the wire (the child's folder may be a file system
+        only the sandbox sees), so a test reads what the code wrote, as in a kernel."""
+        if self.grader is None or self.mirroring:
             return
-        for entry in os.scandir(self.folder):
-            try:
-                info = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_MIRRORED_BYTES:
-                continue
-            stamp = (info.st_size, info.st_mtime_ns)
-            if self.mirrored.get(entry.name) == stamp:
-                continue
-            self.mirrored[entry.name] = stamp
-            with contextlib.suppress(OSError):
-                fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW)
-                with os.fdopen(fd, "rb") as source:
-                    Path(entry.name).write_bytes(source.read(MAX_MIRRORED_BYTES))
+        self.mirroring = True
+        saved, self.grader.deadline = self.grader.deadline, time.monotonic() + FETCH_TIMEOUT_S
+        try:
+            listing = self.grader.request({"op": "listing"})
+            for name, stamp in listing.items() if isinstance(listing, dict) else ():
+                if not isinstance(name, str) or Path(name).name != name or name in (".", ".."):
+                    continue
+                if self.mirrored.get(name) != stamp:
+                    data = self.grader.request(
+                        {"op": "read", "name": name, "limit": MAX_MIRRORED_BYTES}
+                    )
+                    if isinstance(data, np.ndarray) and data.dtype == np.uint8:
+                        Path(name).unlink(missing_ok=True)  # never write through a link
+                        Path(name).write_bytes(data.tobytes())
+                        self.mirrored[name] = stamp
+        except Exception:  # noqa: BLE001 - an unreadable file is a file the test misses
+            pass
+        except WireError:
+            self.drop()
+        finally:
+            self.mirroring = False
+            if self.grader is not None:
+                self.grader.deadline = saved
 
     def drop(self) -> None:
         """Stop the child (the next request starts another)."""
@@ -451,13 +465,13 @@ def notebook_request(instructor: dict, submitted: dict) -> dict:
     }
 
 
-def decide(notebook: dict, child: Child, timeout: float, folder: Path, child_folder: str):
+def decide(notebook: dict, child: Child, timeout: float, folder: Path):
     """The verdicts of one notebook (a :func:`notebook_request`), its child started by
     ``child``: ``{"verdicts": {grade_id: [passed, message]}, "flags": [...]}``."""
     cells = [Cell(**cell) for cell in notebook["cells"]]
     sources = [c.source for c in cells if c.role in (SOLUTION, STUDENT)]
     index = SourceIndex(sources, folder)
-    session = Session(cells, set(notebook["names"]), index, child, timeout, child_folder)
+    session = Session(cells, set(notebook["names"]), index, child, timeout)
     verdicts = session.run()
     for grade_id in notebook["tests"]:
         verdicts.setdefault(grade_id, [False, "this test cell is missing from your notebook"])
@@ -466,14 +480,14 @@ def decide(notebook: dict, child: Child, timeout: float, folder: Path, child_fol
 
 def decide_all(request: dict) -> dict:
     """The verdicts of every notebook of a request, one after another in this process:
-    ``{"notebooks": {name: notebook_request}, "child": {"command", "cwd", "env",
-    "folder"}, "timeout": seconds}``; the child's folder is shared, as the notebooks of
-    a submission share their folder in nbgrader."""
+    ``{"notebooks": {name: notebook_request}, "child": {"command": [...], "cwd": ...,
+    "env": {...}}, "timeout": seconds}``; each notebook gets a child of its own, started
+    in the submission's folder as it was handed in."""
     spec = request["child"]
     child = Child(spec["command"], spec["cwd"], spec["env"])
     folder = Path.cwd()
     return {
-        name: decide(notebook, child, float(request["timeout"]), folder, spec["folder"])
+        name: decide(notebook, child, float(request["timeout"]), folder)
         for name, notebook in request["notebooks"].items()
     }
 
