@@ -42,10 +42,22 @@ ASSIGNMENT = "ps1"
 CELL_TIMEOUT_S = 4
 CONFIG = f"""import os
 
+from nbconvert.preprocessors import ClearMetadataPreprocessor
+from nbgrader.preprocessors import (
+    AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput, SaveAutoGrades,
+)
+
+from hw8.course.preprocessors import ExecuteWithVerdicts
+
 c = get_config()  # noqa: F821
 c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
 c.CourseDirectory.course_id = "tiny"
 c.Execute.timeout = {CELL_TIMEOUT_S}
+# as the course's own config: the tests run in the grader, never in the kernel
+c.Autograde.autograde_preprocessors = [
+    ExecuteWithVerdicts, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
+    SaveAutoGrades, AssignLatePenalties, CheckCellMetadata,
+]
 """
 KERNEL = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
 
@@ -92,7 +104,7 @@ def source_notebooks(square="return x * x", add="return a + b", cube="return x *
 
 HANG = "import time\n    while True:\n        time.sleep(0.05)"
 MEMORY_BOMB = "bytearray(2**46)  # 64 TiB: fails on any machine\n    return x * x"
-CRASH = "import os\n    os._exit(1)"
+CRASH = "return x ** 3\nimport os\nos._exit(1)  # the kernel dies at this cell"
 
 
 def submit(course: Path, student: str, notebooks: dict) -> None:
@@ -215,7 +227,7 @@ def copy_course(template: Path, tmp_path_factory, name: str) -> Path:
 def sequential(template, tmp_path_factory) -> Path:
     """The reference: nbgrader autograde, one submission after another, then export."""
     course = copy_course(template, tmp_path_factory, "sequential")
-    nbgrader(course, "autograde", ASSIGNMENT, check=False)  # exits 1: two submissions fail
+    nbgrader(course, "autograde", ASSIGNMENT, check=False)  # exits 1: a corrupt notebook
     nbgrader(course, "export")
     return course
 
@@ -257,7 +269,7 @@ def test_reference_grades_make_sense(reference):
 
 def test_parallel_grades_equal_sequential(parallel, reference):
     course, result = parallel
-    assert result.returncode == 1, result.stderr  # two submissions failed, and said so
+    assert result.returncode == 1, result.stderr  # a corrupt notebook failed, and said so
     assert gradebook_state(course) == reference["gradebook"]
     assert grades_csv(course) == reference["csv"]
     assert autograded_files(course) == reference["files"]
@@ -267,48 +279,47 @@ def test_summary_reports_failures_flags_and_skips(parallel):
     course, result = parallel
     found = report(course)
     statuses = {student: entry["status"] for student, entry in found["students"].items()}
-    assert statuses.pop("corrupt") == statuses.pop("crashing") == "failed"
-    assert set(statuses.values()) == {"graded"}
+    assert statuses.pop("corrupt") == "failed"
+    assert set(statuses.values()) == {"graded"}  # a dead kernel only ends the outputs
     assert found["no notebooks"] == ["nobook"]
     assert found["students"]["corrupt"]["message"].startswith("p2.ipynb: ")
     assert "NotJSONError" in found["students"]["corrupt"]["message"]
-    assert "DeadKernelError" in found["students"]["crashing"]["message"]
     flagged = {s for s, entry in found["students"].items() if entry["flags"]}
     assert flagged == {"crashing"}, found
     assert "calls os._exit()" in " ".join(found["students"]["crashing"]["flags"])
     out = result.stdout
-    assert "5 graded, 2 failed, 0 timed out, 1 flagged" in out, out
+    assert "6 graded, 1 failed, 0 timed out, 1 flagged" in out, out
     assert "failed: corrupt:" in out and "slowest:" in out and "nobook" in out
 
 
 # ----------------------------------------------------------------------------- the attack
 
-ATTACK = """import glob, os, socket, sqlite3
-    found = []
-    others = glob.glob("../../../submitted/*/*/*.ipynb")
-    others += glob.glob("{course}/submitted/*/*/*.ipynb")
-    found.append(f"others={{len([p for p in others if '/attacker/' not in p])}}")
-    for db in ("../../../gradebook.db", "{course}/gradebook.db"):
-        try:
-            with sqlite3.connect(db) as connection:
-                connection.execute("UPDATE grade SET auto_score = 0")
-            found.append(f"zeroed {{db}}")
-        except Exception as error:
-            found.append(f"gradebook {{db}}: {{type(error).__name__}}")
-    for path in ("{course}/pwned.txt", "../../../../pwned.txt"):
-        try:
-            with open(path, "w") as handle:
-                handle.write("pwned")
-            found.append(f"wrote {{path}}")
-        except OSError as error:
-            found.append(f"write {{path}}: {{type(error).__name__}}")
+ATTACK = """return a + b  # the attack runs at the top of the cell, in every process
+import glob, os, socket, sqlite3
+found = []
+others = glob.glob("../../../submitted/*/*/*.ipynb")
+others += glob.glob("{course}/submitted/*/*/*.ipynb")
+found.append(f"others={{len([p for p in others if '/attacker/' not in p])}}")
+for db in ("../../../gradebook.db", "{course}/gradebook.db"):
     try:
-        socket.create_connection(("127.0.0.1", {port}), timeout=2).close()
-        found.append("network reached")
+        with sqlite3.connect(db) as connection:
+            connection.execute("UPDATE grade SET auto_score = 0")
+        found.append(f"zeroed {{db}}")
+    except Exception as error:
+        found.append(f"gradebook {{db}}: {{type(error).__name__}}")
+for path in ("{course}/pwned.txt", "../../../../pwned.txt"):
+    try:
+        with open(path, "w") as handle:
+            handle.write("pwned")
+        found.append(f"wrote {{path}}")
     except OSError as error:
-        found.append(f"network: {{type(error).__name__}}")
-    print("ATTACK", found)
-    return a + b"""
+        found.append(f"write {{path}}: {{type(error).__name__}}")
+try:
+    socket.create_connection(("127.0.0.1", {port}), timeout=2).close()
+    found.append("network reached")
+except OSError as error:
+    found.append(f"network: {{type(error).__name__}}")
+print("ATTACK", found)"""
 
 
 class Listener:
@@ -380,11 +391,99 @@ def test_sandboxed_attack_changes_no_grade_and_is_flagged(attacked, reference):
     assert connections == 0 and "network: " in output, output
     found = report(course)
     assert found["unchanged"] == 7 and found["graded"] == 1, "only the new submission is graded"
-    assert "unchanged since they failed (--force retries): corrupt, crashing" in result.stdout
+    assert "unchanged since they failed (--force retries): corrupt\n" in result.stdout
     flags = " ".join(found["students"]["attacker"]["flags"])
     for expected in ("imports socket", "imports sqlite3", "imports os", "outside '.'"):
         assert expected in flags, flags
     assert "flagged: attacker: p1.ipynb: cell" in result.stdout
+
+
+# ----------------------------------------------------------------------------- hostile jobs
+
+# Top-level code after the solution's function (the body is indented by four spaces):
+# each runs both in the kernel and in the process that answers the grader.
+FILL_DISK = """return x * x
+import itertools
+_written = 0
+for _i in itertools.count():  # fill the folder, then keep taking every freed block
+    try:
+        with open(f"fill{_i % 64}", "wb") as _f:
+            _f.write(b"x" * 2**22)
+        _written += 1
+    except OSError:
+        pass
+    if _written > 2048:  # 8 GiB: a sandbox stops this long before
+        break"""
+FORK_LOOP = """return a + b
+import os, time
+for _ in range(200):  # processes that would outlive the job
+    if os.fork() == 0:
+        time.sleep(600)
+        os._exit(0)"""
+FORGE_GRADES = """return x * x
+import glob, sqlite3, subprocess, sys
+for _db in glob.glob("../../../gradebook.db") + glob.glob("../../*/gradebook.db"):
+    with sqlite3.connect(_db) as _c:
+        _c.execute("UPDATE grade SET auto_score = 2")
+# a process that outlives the kernel and forges the grades once nbgrader saved them
+subprocess.Popen([sys.executable, "-c", "import time, glob, sqlite3; time.sleep(3); "
+    "[sqlite3.connect(d).execute('UPDATE grade SET auto_score = 2').connection.commit() "
+    "for d in glob.glob('../../../gradebook.db')]"], start_new_session=True)"""
+SNOOP = """print(get_ipython().user_ns.get("In"), globals().keys(), x)
+    return x * x"""
+HOSTILE = {
+    "fills-disk": {"square": FILL_DISK},
+    "forks": {"add": FORK_LOOP},
+    "forges-grades": {"square": "return 2 * x\n" + FORGE_GRADES.split("\n", 1)[1]},
+    "snoops": {"square": SNOOP},
+}
+
+
+def job_processes() -> list:
+    """Processes of grading jobs (their command lines name a job's scratch folder)."""
+    return [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if "hw8-grade-" in " ".join(p.info["cmdline"] or []) and p.pid != os.getpid()
+    ]
+
+
+@pytest.fixture(scope="module")
+def hostile(bwrap, template, tmp_path_factory):
+    """Every submission of the template, plus four hostile ones, in one run of two
+    workers with a small disk limit; then feedback for everyone."""
+    course = copy_course(template, tmp_path_factory, "hostile")
+    for student, bodies in HOSTILE.items():
+        submit(course, student, source_notebooks(**bodies))
+    result = hw8_grade(course, "--workers", "2", "--disk-limit", "0.25")
+    left = job_processes()
+    nbgrader(course, "generate_feedback", ASSIGNMENT, check=False)
+    return course, result, left
+
+
+def test_hostile_submissions_change_no_one_elses_grade(hostile, reference):
+    course, result, _ = hostile
+    state = gradebook_state(course)
+    found = {student: state.pop(student) for student in HOSTILE}
+    assert state == reference["gradebook"], result.stdout + result.stderr
+    points = {s: float(row["raw_score"]) for s, row in grades_csv(course).items() if s in HOSTILE}
+    # the disk filler's cell never ends (its square is lost), the forks change nothing,
+    # the forged gradebook is never read (its wrong square stays wrong), the snoop is right
+    assert points == {"fills-disk": 2, "forks": 4, "forges-grades": 2, "snoops": 4}, found
+
+
+def test_no_process_of_a_job_outlives_it(hostile):
+    _, _, left = hostile
+    assert not left, [p.info["cmdline"] for p in left]
+
+
+def test_feedback_holds_no_hidden_test(hostile):
+    course, _, _ = hostile
+    pages = list((course / "feedback").rglob("*.html"))
+    assert pages
+    for page in pages:
+        text = page.read_text()
+        assert "square(-2) == 4" not in text and "add(-1, 1) == 0" not in text, page
 
 
 # ----------------------------------------------------------------------------- Dask
@@ -619,7 +718,9 @@ def test_the_private_gradebook_is_made_as_nbgrader_makes_one(tmp_path, monkeypat
 
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     ours = tmp_path / "ours.db"
-    ours.write_bytes(gradebook.template({"duedate": None, "notebooks": []}, "course", "hw8"))
+    ours.write_bytes(
+        gradebook.template({"duedate": None, "notebooks": []}, "course", "hw8", "# stub")
+    )
     theirs = tmp_path / "theirs.db"
     with Gradebook(f"sqlite:///{theirs}", "course") as made:
         made.add_assignment("hw8")
@@ -632,3 +733,24 @@ def test_the_private_gradebook_is_made_as_nbgrader_makes_one(tmp_path, monkeypat
     assert schema(ours) == schema(theirs)
     with Gradebook(f"sqlite:///{ours}", "course") as opened:
         assert [a.name for a in opened.assignments] == ["hw8"]
+
+
+def test_the_private_gradebook_holds_no_test_code(template, tmp_path):
+    """The gradebook a job's sandbox sees holds each test cell as the stub, with the
+    checksum nbgrader's OverwriteCells expects of it; the course's holds the tests."""
+    from nbgrader.api import Gradebook
+
+    from hw8.course import gradebook
+    from hw8.course.cells import STUB
+
+    os.environ["PATH"] = environment()["PATH"]
+    spec = gradebook.assignment_spec(f"sqlite:///{template / 'gradebook.db'}", "tiny", ASSIGNMENT)
+    tests = [c for c in spec["notebooks"][0]["source_cells"] if c[0] == "test-square"]
+    assert "square(-2) == 4" in tests[0][3]
+    private = tmp_path / "private.db"
+    private.write_bytes(gradebook.template(spec, "tiny", ASSIGNMENT, STUB))
+    with Gradebook(f"sqlite:///{private}", "tiny") as opened:
+        cell = opened.find_source_cell("test-square", "p1", ASSIGNMENT)
+        assert cell.source == STUB
+        assert cell.checksum == gradebook.test_checksum("test-square", 2, STUB)
+    assert "square(-2)" not in private.read_bytes().decode(errors="replace")

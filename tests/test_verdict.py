@@ -297,3 +297,16 @@ def test_the_grader_answers_only_public_reads_of_what_it_handed_over():
     assert not grader.allow("getattr", {"target": os, "name": "system"})
     assert not grader.allow("setattr", {"target": stand, "name": "training", "value": True})
     assert not grader.allow("run", {"source": "import os"})
+
+
+def test_a_tensor_drawn_on_the_cpu_and_moved_is_flagged(tmp_path):
+    """Not graded on a CPU-only grader (the meta device sees the moved tensor), but
+    flagged for a person: see the README's grader section."""
+    moved = (
+        "def mse_loss(x_hat, x):\n"
+        "    w = torch.ones(x.shape).to(x.device)\n"
+        "    return ((x_hat - x) * w).pow(2).mean()"
+    )
+    result = grade(tmp_path, submission(mse=moved))
+    assert passed(result)["test-mse"] is True
+    assert any("moves tensors between devices (.to(device))" in f for f in result["flags"])

@@ -382,7 +382,14 @@ def base_job(course: Course, assignment: str, spec: dict, sandbox, threads: int,
         spec=spec,
         instructor=instructor_notebooks(source),
         disk=int(args.disk_limit * 2**30),
+        cell_timeout=float(args.cell_timeout or course_cell_timeout(course)),
     )
+
+
+def course_cell_timeout(course: Course) -> float:
+    """The course's ``Execute.timeout`` (nbgrader's 300 s when it sets none)."""
+    value = course.config.get("Execute", {}).get("timeout")
+    return float(value) if isinstance(value, int | float) and value > 0 else 300.0
 
 
 def instructor_notebooks(source: Path) -> dict[str, dict]:

@@ -81,7 +81,8 @@ class Job:
     (``HW8_QUICK``, say) for the kernel; ``spec`` the assignment as the course gradebook
     holds it (``hw8.course.gradebook.assignment_spec``) and ``instructor`` the source
     notebooks (name -> notebook JSON), neither ever written where the sandbox can see it;
-    ``disk`` the bytes each sandboxed process may write.
+    ``disk`` the bytes each sandboxed process may write, ``cell_timeout`` the seconds each
+    cell and each test may take (the course's ``Execute.timeout``).
     """
 
     assignment: str
@@ -100,6 +101,7 @@ class Job:
     spec: dict = field(default_factory=dict)
     instructor: dict[str, dict] = field(default_factory=dict)
     disk: int = DEFAULT_DISK
+    cell_timeout: float = 300.0
 
 
 @dataclass
@@ -188,15 +190,7 @@ def verdict_request(job: Job, child_root: Path) -> dict:
         if submitted is not None:
             notebooks[name_] = notebook_request(instructor, submitted)
     child = {"command": wrapped, "cwd": str(child_root), "env": env}
-    return {"notebooks": notebooks, "child": child, "timeout": cell_timeout(job)}
-
-
-def cell_timeout(job: Job) -> float:
-    """The time limit of one cell: ``--Execute.timeout`` if given, else nbgrader's 300 s."""
-    for option in job.options:
-        if option.startswith("--Execute.timeout="):
-            return float(option.partition("=")[2])
-    return 300.0
+    return {"notebooks": notebooks, "child": child, "timeout": job.cell_timeout}
 
 
 def parse_notebook(raw: bytes | None) -> dict | None:

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import nbformat
+from nbclient.exceptions import DeadKernelError
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Bool
 
@@ -55,12 +56,15 @@ class ExecuteWithVerdicts(Execute):
             nb.cells[index].source = STUB
         try:
             nb, resources = super().preprocess(nb, resources)
+        except DeadKernelError:  # the grade is the grader's: the outputs stop at the crash
+            self.log.warning("the kernel died; the cells after it have no output")
         finally:
             for index, source in tests.items():
                 nb.cells[index].source = source
-        if running is not None:
-            verdicts = self.wait(*running).get(resources["nbgrader"]["notebook"], {})
-            self.apply(nb, verdicts.get("verdicts", {}))
+            verdicts = self.wait(*running) if running is not None else None
+        if verdicts is not None:
+            decided = verdicts.get(resources["nbgrader"]["notebook"], {})
+            self.apply(nb, decided.get("verdicts", {}))
         return nb, resources
 
     def start_verdicts(self, nb, resources):

@@ -124,6 +124,21 @@ class SourceIndex:
             found.append("no definition in the notebook or a module beside it")
         return sorted(set(found))
 
+    def moves(self, name: str) -> list[str]:
+        """Where the code ``name`` reaches moves a tensor between devices: ``.cpu()``,
+        ``.cuda()``, or ``.to(...)`` given a device (``x.device``, ``device=``, a device
+        name). A tensor drawn on the CPU and moved passes a CPU-only grader's checks."""
+        found = []
+        for node in self.reach(name):
+            for sub in ast.walk(node):
+                if not isinstance(sub, ast.Call) or not isinstance(sub.func, ast.Attribute):
+                    continue
+                if sub.func.attr in ("cpu", "cuda"):
+                    found.append(f".{sub.func.attr}()")
+                elif sub.func.attr == "to" and _names_a_device(sub):
+                    found.append(".to(device)")
+        return sorted(set(found))
+
     def mentions(self, name: str, check) -> list[str]:
         """``check(tree)`` (a list of findings) over each definition ``name`` reaches."""
         found = []
@@ -144,3 +159,17 @@ def _local_names(node: ast.AST) -> set[str]:
         elif sub is not node and isinstance(sub, ast.FunctionDef | ast.ClassDef):
             names.add(sub.name)
     return names
+
+
+def _names_a_device(call: ast.Call) -> bool:
+    """Whether a ``.to(...)`` call is given a device."""
+    if any(keyword.arg == "device" for keyword in call.keywords):
+        return True
+    for argument in call.args:
+        if isinstance(argument, ast.Attribute) and argument.attr == "device":
+            return True
+        if isinstance(argument, ast.Constant) and argument.value in ("cpu", "cuda", "mps", "meta"):
+            return True
+        if isinstance(argument, ast.Name) and "device" in argument.id.lower():
+            return True
+    return False

@@ -208,6 +208,7 @@ class Session:
         self.restarts = 0
         self.grader: Grader | None = None
         self.mirrored: dict[str, list] = {}
+        self.read: set[str] = set()
         self.mirroring = False
         self.instructor = set().union(
             *(defined_names(c.source) for c in cells if c.role in (LOCKED, DEMO, TEST))
@@ -316,6 +317,14 @@ class Session:
     def check_rules(self, target) -> None:
         """Fail the call when the student's function uses what the block forbids."""
         label = getattr(target, "_label", "") if isinstance(target, Remote) else ""
+        if label and label not in self.read:
+            self.read.add(label)
+            moved = self.index.moves(label)
+            if moved:
+                self.flags.add(
+                    f"{label} moves tensors between devices ({', '.join(moved)}): a CPU-only "
+                    "grader's device checks cannot see it"
+                )
         rules = active_rules()
         if not rules or not label:
             return
@@ -372,10 +381,8 @@ class Session:
         self.history.append(cell)
         try:
             self.ask("run", self.timeout, source=cell.source, label=cell.label)
-        except Timeout:
+        except WireError:  # it ran past its time, or ended the process: not run again
             self.stuck.add(cell.label)
-        except WireError:
-            pass
 
     def here(self, cell: Cell, hand_over: bool = False) -> None:
         """Run an instructor cell in this process; hand what it defines to the child."""
