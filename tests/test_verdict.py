@@ -310,3 +310,29 @@ def test_a_tensor_drawn_on_the_cpu_and_moved_is_flagged(tmp_path):
     result = grade(tmp_path, submission(mse=moved))
     assert passed(result)["test-mse"] is True
     assert any("moves tensors between devices (.to(device))" in f for f in result["flags"])
+
+
+def test_modules_handed_in_beside_the_notebook_are_never_imported_by_the_grader(tmp_path):
+    """The grader process runs its tests in a copy of the submission's folder: a
+    ``torch.py`` or ``hw8/`` there must not replace the real ones in the grader."""
+    from hw8.course.verdict import read_verdicts, run_verdicts
+
+    folder, scratch, child_root = tmp_path / "folder", tmp_path / "scratch", tmp_path / "child"
+    for path in (folder / "hw8", scratch, child_root / "work"):
+        path.mkdir(parents=True)
+    marker = tmp_path / "imported"
+    payload = f"open({str(marker)!r}, 'w').write('yes')\n"
+    for module in ("torch.py", "numpy.py", "sklearn.py", "hw8/__init__.py", "hw8/course.py"):
+        (folder / module).write_text(payload)
+    env = dict(os.environ, NBGRADER_EXECUTION="autograde", OMP_NUM_THREADS="1")
+    command = [sys.executable, "-m", "hw8.course.responder", str(child_root / "work")]
+    request = {
+        "notebooks": {"nb": notebook_request(instructor(), submission())},
+        "child": {"command": command, "cwd": str(child_root), "env": env},
+        "timeout": 20,
+    }
+    process = run_verdicts(request, folder, scratch)
+    assert process.wait(timeout=120) == 0, (scratch / "verdict.log").read_text()[-2000:]
+    verdicts = read_verdicts(scratch)["nb"]["verdicts"]
+    assert verdicts == {"test-mse": [True, ""], "test-scaled": [True, ""]}
+    assert not marker.exists()

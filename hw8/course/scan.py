@@ -169,7 +169,7 @@ def course_code(source_dir: Path) -> frozenset[str]:
 def shadowing_files(folder: Path) -> list[str]:
     """The Python modules and packages handed in beside the notebooks that bear the name of
     an installed or standard module (``numpy.py``, a ``hw8/`` package): the student's
-    kernel would import them in its place. The re-check never does, so they gain nothing,
+    kernel would import them in its place. The grader never does, so they gain nothing,
     but a person should look."""
     suffixes = tuple(importlib.machinery.all_suffixes())
     findings = []

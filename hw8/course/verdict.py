@@ -20,8 +20,9 @@ sandbox, replays the notebook:
 
 A test cell passes when it runs to its end here. Rules about which functions an exercise
 may use are read from the submitted source (:mod:`hw8.course.sources`); what reading cannot
-decide is reported as a flag. ``python -m hw8.course.verdict REQUEST OUT`` reads a request
-(JSON) and writes ``{"verdicts": {grade_id: [passed, message]}, "flags": [...]}``.
+decide is reported as a flag. ``python -P -m hw8.course.verdict REQUEST OUT FOLDER`` reads
+a request (JSON) and writes ``{notebook: {"verdicts": {grade_id: [passed, message]},
+"flags": [...]}}``.
 """
 
 from __future__ import annotations
@@ -500,27 +501,33 @@ def decide_all(request: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m hw8.course.verdict REQUEST_JSON OUT_JSON``, in a folder holding a copy
-    of the submission (the files the tests read)."""
-    request_path, out_path = argv or sys.argv[1:3]
+    """``python -P -m hw8.course.verdict REQUEST_JSON OUT_JSON FOLDER``: the tests run in
+    FOLDER, a copy of the submission (the files the tests read), which is never on
+    ``sys.path``: a ``torch.py`` or ``hw8/`` handed in there is never imported here."""
+    request_path, out_path, folder = argv or sys.argv[1:4]
     request = json.loads(Path(request_path).read_text())
     os.environ.setdefault("MPLBACKEND", "Agg")
     os.environ["NBGRADER_EXECUTION"] = "autograde"
     builtins.display = lambda *args, **kwargs: None
+    sys.path[:] = [p for p in sys.path if p not in ("", ".") and Path(p) != Path(folder)]
+    os.chdir(folder)
     result = decide_all(request)
     Path(out_path).write_text(json.dumps(result))
     return 0
 
 
 def run_verdicts(request: dict, folder: Path, scratch: Path) -> subprocess.Popen:
-    """Start ``python -m hw8.course.verdict`` on ``request`` in ``folder`` (a copy of the
-    submission nobody else writes); it writes ``scratch/verdicts.json``. The caller waits
-    and reads it with :func:`read_verdicts`."""
+    """Start the grader on ``request``, its tests running in ``folder`` (a copy of the
+    submission nobody else writes), the process itself started in ``scratch`` and with
+    Python's ``-P`` (neither folder on ``sys.path``); it writes ``scratch/verdicts.json``.
+    The caller waits and reads it with :func:`read_verdicts`."""
     path = scratch / "verdict-request.json"
     path.write_text(json.dumps(request))
+    out = scratch / "verdicts.json"
+    command = [sys.executable, "-P", "-m", "hw8.course.verdict", str(path), str(out), str(folder)]
     return subprocess.Popen(
-        [sys.executable, "-m", "hw8.course.verdict", str(path), str(scratch / "verdicts.json")],
-        cwd=folder,
+        command,
+        cwd=scratch,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=open(scratch / "verdict.log", "wb"),  # noqa: SIM115 - the child owns it
