@@ -3,16 +3,16 @@
 - ``assignment_spec``: what the course gradebook holds of an assignment (its notebooks,
   graded, solution, task and locked cells, points, due date), as plain data;
 - ``template``: a new gradebook that holds that assignment and nothing else, the private
-  gradebook every job starts from (no student, no grade: a submission that reads it learns
-  nothing about anyone);
+  gradebook every job's sandbox starts from (no student, no grade, each test cell a stub:
+  a submission that reads it learns nothing about anyone, nor any test); nothing is ever
+  read back from it;
 - ``record``: one job's outcome written into the course gradebook exactly as ``nbgrader
   autograde`` would have written it: the student and the submission (with the time stamp
   of ``timestamp.txt``), zero for every notebook not handed in, the automatic score and
   comment of every cell nbgrader graded (``needs_manual_grade`` by nbgrader's own rule,
   so a manual grade given earlier is kept and flagged for review), and the late penalty
   from nbgrader's own ``AssignLatePenalties`` with the course's configuration. Every
-  value is first checked against the course's cells and points: the private gradebook
-  was writable by the submission.
+  value is first checked against the course's cells and points.
 """
 
 from __future__ import annotations
@@ -171,8 +171,7 @@ def check_grades(grades: dict, spec: dict) -> None:
                 problems.append(f"{name}, {cell}: comment {str(comment)[:40]!r}")
     if problems:
         raise ValueError(
-            "the private gradebook holds values nbgrader cannot have written, so the "
-            f"submission may have tampered with it: {'; '.join(problems[:5])}"
+            f"a job's grades hold values nbgrader cannot have written: {'; '.join(problems[:5])}"
         )
 
 

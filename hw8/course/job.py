@@ -107,9 +107,9 @@ class Job:
 @dataclass
 class Outcome:
     """What one job found: ``status`` (GRADED, FAILED or TIMED_OUT), why when it failed,
-    the grades in the private gradebook (notebook -> ``{"grades": {grade id:
-    [auto_score, needs_manual_grade]}, "comments": {grade id: auto_comment}}``; None when
-    nbgrader recorded no submission) and the autograded files (path -> (bytes, mode))."""
+    the grades the job computed (notebook handed in -> ``{"grades": {grade id:
+    [auto_score, needs_manual_grade]}, "comments": {grade id: auto_comment}}``), the
+    autograded files (path -> (bytes, mode)) and what the grader flagged for a person."""
 
     student: str
     status: str
@@ -134,16 +134,20 @@ def run_job(job: Job) -> Outcome:
         grader = run_verdicts(verdict_request(job, tmp / "child"), trusted / "grader", trusted)
         try:
             returncode, files = run_confined(job, scratch, tmp / "nbgrader.log", deadline)
-            decided = wait(grader, deadline) is not None
+            decided = wait(grader, deadline)
         finally:
             kill_tree(grader.pid)
             grader.wait()
         verdicts = read_verdicts(trusted)
         log = log_tail(tmp / "nbgrader.log")
         outcome = Outcome(job.student, GRADED, 0.0)
-        if returncode is None or not decided:
+        if returncode is None or decided is None:
             outcome.status = TIMED_OUT
             outcome.message = f"stopped after the time limit of {job.timeout:g} s"
+        elif decided != 0 or set(verdicts) != set(verdict_notebooks(job)):
+            outcome.status = FAILED
+            grader_log = log_tail(trusted / "verdict.log").strip().splitlines()
+            outcome.message = f"the grader failed: {' | '.join(grader_log[-2:])[:400]}"
         elif returncode != 0:
             outcome.status = FAILED
             outcome.message = error_summary(log) or f"nbgrader exited with {returncode}"
@@ -184,13 +188,22 @@ def verdict_request(job: Job, child_root: Path) -> dict:
         name=name,
         disk=job.disk,
     )
-    notebooks = {}
-    for name_, instructor in job.instructor.items():
-        submitted = parse_notebook(job.submission.get(f"{name_}.ipynb"))
-        if submitted is not None:
-            notebooks[name_] = notebook_request(instructor, submitted)
+    notebooks = {
+        name_: notebook_request(job.instructor[name_], submitted)
+        for name_, submitted in verdict_notebooks(job).items()
+    }
     child = {"command": wrapped, "cwd": str(child_root), "env": env}
     return {"notebooks": notebooks, "child": child, "timeout": job.cell_timeout}
+
+
+def verdict_notebooks(job: Job) -> dict[str, dict]:
+    """The notebooks the grader decides: those of the assignment handed in as notebooks."""
+    found = {}
+    for name in job.instructor:
+        submitted = parse_notebook(job.submission.get(f"{name}.ipynb"))
+        if submitted is not None:
+            found[name] = submitted
+    return found
 
 
 def parse_notebook(raw: bytes | None) -> dict | None:
