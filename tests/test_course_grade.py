@@ -431,11 +431,33 @@ subprocess.Popen([sys.executable, "-c", "import time, glob, sqlite3; time.sleep(
     "for d in glob.glob('../../../gradebook.db')]"], start_new_session=True)"""
 SNOOP = """print(get_ipython().user_ns.get("In"), globals().keys(), x)
     return x * x"""
+# a wrong square with the tricks that reached the verdicts of the old grader: an
+# execute_result while the test runs, frames and gc walked to rewrite checks, a thread
+# re-patching them, the function's code disguised as a library's
+TRICKS = """get_ipython().displayhook("full marks")
+    import gc, sys
+    frame = sys._getframe()
+    while frame is not None:
+        for key in [k for k in frame.f_locals if k in ("ok", "passed", "error")]:
+            frame.f_locals[key] = True
+        frame = frame.f_back
+    for scope in gc.get_objects():
+        if isinstance(scope, dict) and "assert_close" in scope:
+            scope["assert_close"] = lambda *args, **kwargs: None
+    return 2 * x
+import threading, time, builtins
+def _keep_patching():
+    while True:
+        builtins.AssertionError = type("Quiet", (Exception,), {})
+        time.sleep(0.001)
+threading.Thread(target=_keep_patching, daemon=True).start()
+square.__code__ = square.__code__.replace(co_filename=threading.__file__)"""
 HOSTILE = {
     "fills-disk": {"square": FILL_DISK},
     "forks": {"add": FORK_LOOP},
     "forges-grades": {"square": "return 2 * x\n" + FORGE_GRADES.split("\n", 1)[1]},
     "snoops": {"square": SNOOP},
+    "tricks": {"square": TRICKS},
 }
 
 
@@ -450,7 +472,7 @@ def job_processes() -> list:
 
 @pytest.fixture(scope="module")
 def hostile(bwrap, template, tmp_path_factory):
-    """Every submission of the template, plus four hostile ones, in one run of two
+    """Every submission of the template, plus five hostile ones, in one run of two
     workers with a small disk limit; then feedback for everyone."""
     course = copy_course(template, tmp_path_factory, "hostile")
     for student, bodies in HOSTILE.items():
@@ -469,7 +491,9 @@ def test_hostile_submissions_change_no_one_elses_grade(hostile, reference):
     points = {s: float(row["raw_score"]) for s, row in grades_csv(course).items() if s in HOSTILE}
     # the disk filler's cell never ends (its square is lost), the forks change nothing,
     # the forged gradebook is never read (its wrong square stays wrong), the snoop is right
-    assert points == {"fills-disk": 2, "forks": 4, "forges-grades": 2, "snoops": 4}, found
+    # and the tricks buy nothing over the wrong square alone (the planted student: 2)
+    expected = {"fills-disk": 2, "forks": 4, "forges-grades": 2, "snoops": 4, "tricks": 2}
+    assert points == expected, found
 
 
 def test_no_process_of_a_job_outlives_it(hostile):
