@@ -73,12 +73,18 @@ def instructor(mse=GOOD["mse"], scaled=GOOD["scaled"], extra=()) -> dict:
     }
 
 
-def grade(tmp_path: Path, submitted: dict, teacher: dict | None = None, timeout=20) -> dict:
-    """Verdicts and flags of ``submitted`` against ``teacher`` (default: instructor())."""
+def grade(
+    tmp_path: Path, submitted: dict, teacher: dict | None = None, timeout=20, files=None
+) -> dict:
+    """Verdicts and flags of ``submitted`` against ``teacher`` (default: instructor());
+    ``files`` (name -> text) are handed in beside the notebook."""
     teacher = teacher or instructor()
     trusted, child_root = tmp_path / "trusted", tmp_path / "child"
     trusted.mkdir(exist_ok=True)
     (child_root / "work").mkdir(parents=True, exist_ok=True)
+    for name, text in (files or {}).items():
+        (trusted / name).write_text(text)
+        (child_root / "work" / name).write_text(text)
     env = dict(os.environ, NBGRADER_EXECUTION="autograde", OMP_NUM_THREADS="1")
     command = [sys.executable, "-m", "hw8.course.responder", str(child_root / "work")]
     child = Child(command, str(child_root), env)
@@ -336,3 +342,19 @@ def test_modules_handed_in_beside_the_notebook_are_never_imported_by_the_grader(
     verdicts = read_verdicts(scratch)["nb"]["verdicts"]
     assert verdicts == {"test-mse": [True, ""], "test-scaled": [True, ""]}
     assert not marker.exists()
+
+
+def test_a_helper_module_handed_in_is_read_too(tmp_path):
+    """A correct answer in a module of the student's own passes; the forbidden function
+    in such a module fails as it would in the notebook."""
+    own = "def mean_square(a, b):\n    return (a - b).pow(2).mean()\n"
+    route = (
+        "import torch.nn.functional as G\n\ndef mean_square(a, b):\n    return G.mse_loss(a, b)\n"
+    )
+    answer = (
+        "from helper import mean_square\n\n"
+        "def mse_loss(x_hat, x):\n    return mean_square(x_hat, x)"
+    )
+    for text, expected in ((own, True), (route, False)):
+        result = grade(tmp_path, submission(mse=answer), files={"helper.py": text})
+        assert passed(result)["test-mse"] is expected, result
