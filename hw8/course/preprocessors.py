@@ -28,7 +28,6 @@ from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Bool
 
 from hw8.course.cells import STUB, TEST, role_of
-from hw8.course.verdict import notebook_request, read_verdicts, run_verdicts, verdict_outputs
 
 HIDDEN = re.compile(r"^([ \t]*)### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS[^\n]*", re.S | re.M)
 HIDDEN_NOTE = "# (hidden tests ran here: their code is not shown)"
@@ -71,6 +70,8 @@ class ExecuteWithVerdicts(Execute):
         """Start the grader on this notebook (in copies of the submission's folder)."""
         from nbgrader.coursedir import CourseDirectory
 
+        from hw8.course.verdict import notebook_request, run_verdicts
+
         name = resources["nbgrader"]["notebook"]
         coursedir = CourseDirectory(config=self.config)
         source = coursedir.format_path(
@@ -102,6 +103,8 @@ class ExecuteWithVerdicts(Execute):
 
     def wait(self, process, scratch: Path, deadline: float) -> dict:
         """The grader's result, once it has finished (or been stopped at the deadline)."""
+        from hw8.course.verdict import read_verdicts
+
         try:
             process.wait(timeout=max(0.0, deadline - time.monotonic()))
         except Exception:  # noqa: BLE001 - past the deadline: no verdicts, the tests fail
@@ -113,6 +116,8 @@ class ExecuteWithVerdicts(Execute):
 
     def apply(self, nb, verdicts: dict) -> None:
         """Each test cell's output becomes the grader's verdict."""
+        from hw8.course.verdict import verdict_outputs
+
         for cell in nb.cells:
             if cell.cell_type == "code" and role_of(cell) == TEST:
                 grade_id = cell.metadata["nbgrader"]["grade_id"]
