@@ -189,8 +189,8 @@ def verdict_request(job: Job, child_root: Path) -> dict:
         disk=job.disk,
     )
     notebooks = {
-        name_: notebook_request(job.instructor[name_], submitted)
-        for name_, submitted in verdict_notebooks(job).items()
+        notebook: notebook_request(job.instructor[notebook], submitted)
+        for notebook, submitted in verdict_notebooks(job).items()
     }
     child = {"command": wrapped, "cwd": str(child_root), "env": env}
     return {"notebooks": notebooks, "child": child, "timeout": job.cell_timeout}

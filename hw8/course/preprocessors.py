@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import sys
@@ -89,7 +90,7 @@ class ExecuteWithVerdicts(Execute):
             "child": {
                 "command": [sys.executable, "-m", "hw8.course.responder", child_folder],
                 "cwd": str(scratch / "child"),
-                "env": dict(__import__("os").environ, NBGRADER_EXECUTION="autograde"),
+                "env": dict(os.environ, NBGRADER_EXECUTION="autograde"),
             },
             "timeout": self.timeout or 300,
         }

@@ -83,6 +83,15 @@ class SourceIndex:
                 ]
         return nodes
 
+    def names_read(self, name: str) -> set[str]:
+        """Every name the code ``name`` reaches reads or binds."""
+        return {
+            sub.id
+            for node in self.reach(name)
+            for sub in ast.walk(node)
+            if isinstance(sub, ast.Name)
+        }
+
     def uses(self, name: str, dotted_names) -> list[str]:
         """The forbidden ``dotted_names`` that the code ``name`` reaches uses."""
         found = []
@@ -125,9 +134,10 @@ class SourceIndex:
         return sorted(set(found))
 
     def moves(self, name: str) -> list[str]:
-        """Where the code ``name`` reaches moves a tensor between devices: ``.cpu()``,
-        ``.cuda()``, or ``.to(...)`` given a device (``x.device``, ``device=``, a device
-        name). A tensor drawn on the CPU and moved passes a CPU-only grader's checks."""
+        """Where the code ``name`` reaches moves a tensor between devices: a call of the
+        tensor method ``cpu`` or ``cuda``, or of ``to`` given a device (``x.device``,
+        ``device=``, a device name). A tensor drawn on the CPU and moved passes a CPU-only
+        grader's checks."""
         found = []
         for node in self.reach(name):
             for sub in ast.walk(node):

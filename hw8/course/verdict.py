@@ -232,18 +232,25 @@ class Session:
                 self.ask("run", self.timeout, source=cell.source, label=cell.label)
         return self.grader
 
-    def ask(self, op: str, timeout: float, **fields) -> Any:
-        """One request to the child; a child that fails to answer is stopped."""
+    @contextlib.contextmanager
+    def limited(self, timeout: float):
+        """The wire to the child, every answer due within ``timeout`` seconds; a child
+        that fails to answer is stopped."""
         grader = self.connect()
         grader.deadline = time.monotonic() + timeout
         try:
-            value = grader.request({"op": op, **fields})
+            yield grader
         except WireError:
             self.drop()
             raise
         finally:
             if self.grader is not None:
                 self.grader.deadline = None
+
+    def ask(self, op: str, timeout: float, **fields) -> Any:
+        """One request to the child (then the files it wrote are copied here)."""
+        with self.limited(timeout) as grader:
+            value = grader.request({"op": op, **fields})
         self.mirror()
         return value
 
@@ -351,8 +358,7 @@ class Session:
         origins = [
             origin
             for name, origin in self.index.imports.items()
-            if "boss" in origin.split(".")
-            and any(name in used_names_of(node) for node in self.index.reach(label))
+            if "boss" in origin.split(".") and name in self.index.names_read(label)
         ]
         return found + [f"{label} uses {origin}" for origin in origins]
 
@@ -397,20 +403,12 @@ class Session:
 
     def execute(self, cell: Cell) -> None:
         code = compile(cell.source, f"<{cell.role} {cell.label}>", "exec")
-        grader = self.connect()
-        grader.deadline = time.monotonic() + self.timeout
-        try:
-            with (
-                contextlib.redirect_stdout(io.StringIO()),
-                contextlib.redirect_stderr(io.StringIO()),
-            ):
-                exec(code, self.namespace)
-        except WireError:
-            self.drop()
-            raise
-        finally:
-            if self.grader is not None:
-                self.grader.deadline = None
+        with (
+            self.limited(self.timeout),
+            contextlib.redirect_stdout(io.StringIO()),
+            contextlib.redirect_stderr(io.StringIO()),
+        ):
+            exec(code, self.namespace)
 
     def test(self, cell: Cell) -> list:
         """Run one test cell here: [passed, message]."""
@@ -425,12 +423,6 @@ class Session:
         except BaseException as error:  # noqa: BLE001 - every failure is a verdict
             return [False, failure_message(cell, error)]
         return [True, ""]
-
-
-def used_names_of(node) -> set[str]:
-    import ast
-
-    return {sub.id for sub in ast.walk(node) if isinstance(sub, ast.Name)}
 
 
 def failure_message(cell: Cell, error: BaseException) -> str:

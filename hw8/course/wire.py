@@ -182,18 +182,25 @@ class Sent:
     arrays: list = dataclasses.field(default_factory=list)
     generators: list = dataclasses.field(default_factory=list)
     leaves: list = dataclasses.field(default_factory=list)  # tensors that require grad
+    copies: list = dataclasses.field(default_factory=list)  # of ``arrays``, before a call
+
+    def remember(self) -> None:
+        """Keep a copy of every array and tensor (to find what a call edits in place)."""
+        self.copies = [
+            value.detach().clone() if isinstance(value, torch.Tensor) else value.copy()
+            for value in self.arrays
+        ]
 
 
 class Endpoint:
     """One side of the wire: its table of objects the other side refers to, the pipes,
     and the loop that answers the other side's requests while waiting for an answer."""
 
-    def __init__(self, side: str, reader, writer, handlers: dict | None = None):
+    def __init__(self, side: str, reader, writer):
         self.side = side
         self.reader, self.writer = reader, writer
         self.objects: dict[int, Any] = {}
         self.numbers: dict[int, int] = {}
-        self.handlers = handlers if handlers is not None else {}
         self.deadline: float | None = None
         self.graphs: dict[int, tuple[list, list]] = {}
 
@@ -286,9 +293,9 @@ class Endpoint:
                 for key, value in message.items()
                 if key not in ("op", "buffers")
             }
-            remember_inputs(recorded)
+            recorded.remember()
             op = message.get("op")
-            handler = self.handlers.get(op) or getattr(self, f"op_{op}", None)
+            handler = getattr(self, f"op_{op}", None)
             if not isinstance(op, str) or handler is None or not self.allow(op, fields):
                 raise PermissionError(f"request {op!r} refused")
             value = handler(**fields)
@@ -327,10 +334,6 @@ class Endpoint:
             self.objects[number] = value
             self.numbers[id(value)] = number
         return number
-
-    def target(self, value: Any) -> Any:
-        """A request's target: an object of this side's table."""
-        return value
 
     # ------------------------------------------------------------------ handlers
 
@@ -584,11 +587,7 @@ class Endpoint:
         """What the request's handler changed in the values it was given: the arrays and
         tensors it edited in place, and the state of every generator it was given."""
         edited = []
-        for index, (value, before) in enumerate(
-            zip(recorded.arrays, self._before(recorded), strict=True)
-        ):
-            if before is None:
-                continue
+        for index, (value, before) in enumerate(zip(recorded.arrays, recorded.copies, strict=True)):
             same = (
                 torch.equal(value.detach(), before)
                 if isinstance(value, torch.Tensor)
@@ -601,9 +600,6 @@ class Endpoint:
             buffers.append(generator.get_state().numpy().tobytes())
             states.append(len(buffers) - 1)
         return {"edited": edited, "generators": states}
-
-    def _before(self, recorded: Sent) -> list:
-        return getattr(recorded, "copies", [None] * len(recorded.arrays))
 
     def update(self, sent: Sent, reply: dict, buffers: list) -> None:
         """Apply what the other side changed in the values this side sent."""
@@ -685,14 +681,6 @@ def _substitute(value, mapping: dict):
     if type(value) is dict:
         return {key: _substitute(item, mapping) for key, item in value.items()}
     return mapping.get(id(value), value)
-
-
-def remember_inputs(recorded: Sent) -> None:
-    """Keep a copy of every array and tensor a request gave (to find in-place edits)."""
-    recorded.copies = [  # type: ignore[attr-defined]
-        value.detach().clone() if isinstance(value, torch.Tensor) else value.copy()
-        for value in recorded.arrays
-    ]
 
 
 def _detached(value):
