@@ -1,0 +1,78 @@
+"""Standard errors for comparing detectors: one rule for every notebook.
+
+- Two scores of the **same** test images are compared with a *paired* bootstrap
+  (:func:`paired_auc_difference`): each draw resamples the images once and scores both
+  detectors on that draw, so the noise the two AUCs share cancels out of the difference.
+- Where training is involved, the spread over training seeds (:func:`seed_spread`) is
+  reported beside it: it is often larger than the test-set error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+
+class Estimate(NamedTuple):
+    """A number and its standard error."""
+
+    value: float
+    standard_error: float
+
+    def __str__(self) -> str:
+        return f"{self.value:+.4f} +- {self.standard_error:.4f}"
+
+
+def _check_pair(labels: np.ndarray, first: np.ndarray, second: np.ndarray) -> None:
+    if labels.ndim != 1 or first.shape != labels.shape or second.shape != labels.shape:
+        raise ValueError(
+            "expected one score per label from each detector, found labels "
+            f"{labels.shape} and scores {first.shape} and {second.shape}."
+        )
+    if not (np.isfinite(first).all() and np.isfinite(second).all()):
+        raise ValueError("the scores hold NaN or infinite values; score every image first.")
+    if set(np.unique(labels).tolist()) != {0, 1}:
+        raise ValueError("labels must hold both 0 (normal) and 1 (anomaly), and nothing else.")
+
+
+def paired_auc_difference(
+    labels: np.ndarray,
+    first: np.ndarray,
+    second: np.ndarray,
+    draws: int = 1000,
+    seed: int = 0,
+) -> Estimate:
+    """``AUC(first) - AUC(second)`` on the same images, with a paired bootstrap error.
+
+    Normal and anomalous images are resampled separately (each draw keeps the split's
+    counts); both AUCs are computed on the same draw, and the standard error is the
+    standard deviation of the ``draws`` differences.
+    """
+    labels = np.asarray(labels)
+    first, second = np.asarray(first, np.float64), np.asarray(second, np.float64)
+    _check_pair(labels, first, second)
+    if draws < 2:
+        raise ValueError(f"draws must be at least 2, found {draws}.")
+    rng = np.random.default_rng(seed)
+    normal, anomalous = np.flatnonzero(labels == 0), np.flatnonzero(labels == 1)
+    differences = np.empty(draws)
+    for draw in range(draws):
+        pick = np.r_[rng.choice(normal, len(normal)), rng.choice(anomalous, len(anomalous))]
+        differences[draw] = roc_auc_score(labels[pick], first[pick]) - roc_auc_score(
+            labels[pick], second[pick]
+        )
+    value = roc_auc_score(labels, first) - roc_auc_score(labels, second)
+    return Estimate(float(value), float(np.std(differences, ddof=1)))
+
+
+def seed_spread(values: Sequence[float]) -> Estimate:
+    """The mean of a result over training seeds, and its spread (standard deviation)."""
+    values = np.asarray(values, np.float64)
+    if values.ndim != 1 or len(values) < 2:
+        raise ValueError(f"need one value per seed and at least 2 seeds, found {values.shape}.")
+    if not np.isfinite(values).all():
+        raise ValueError("a seed's result is NaN or infinite.")
+    return Estimate(float(values.mean()), float(values.std(ddof=1)))
