@@ -1,5 +1,7 @@
 """The run-mode switches: the tests' quick training and nbgrader's autograde flag."""
 
+from pathlib import Path
+
 import pytest
 
 from hw8 import runmode
@@ -61,3 +63,131 @@ def test_the_installed_hw8_meets_its_requirements():
 
     assert runmode.unmet_requirements() == []
     assert runmode.describe_runtime().startswith("hw8 ")
+
+
+# ----------------------------------------------------------------------------- the install cell
+
+
+def fake_runtime(monkeypatch, declared: list[str], installed: dict[str, str]):
+    """hw8's metadata declaring ``declared``, with ``installed`` the versions found."""
+    from importlib import metadata
+
+    def version(name):
+        if name not in installed:
+            raise metadata.PackageNotFoundError(name)
+        return installed[name]
+
+    monkeypatch.setattr(metadata, "requires", lambda name: declared)
+    monkeypatch.setattr(metadata, "version", version)
+
+
+def test_runmode_imports_with_the_standard_library_alone():
+    """The install cell imports hw8.runmode right after ``pip install --no-deps``: nothing
+    else of hw8's may be installed yet, packaging included."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "for name in ('packaging', 'numpy', 'torch', 'tqdm', 'scipy', 'sklearn', 'matplotlib'):\n"
+        "    sys.modules[name] = None\n"
+        "before = set(sys.modules)\n"
+        "import hw8.runmode\n"
+        "new = {m.split('.')[0] for m in set(sys.modules) - before}\n"
+        "print(sorted(new - set(sys.stdlib_module_names) - {'hw8'}))\n"
+        "print(hw8.runmode.requirement_status(['pip>=1', 'no-such-hw8-package>=1']))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert out == ["[]", "(['no-such-hw8-package>=1'], [])"]
+
+
+def test_only_missing_requirements_are_installed_and_every_installed_package_is_pinned(
+    monkeypatch, capsys
+):
+    import subprocess
+
+    declared = ["torch>=2.11", "numpy>=2.0.0", "scipy>=1.13.0", "tqdm>=4.63.0"]
+    installed = {"torch": "2.13.0", "numpy": "2.1.3"}
+    fake_runtime(monkeypatch, declared, installed)
+    calls = []
+
+    def pip(command, **kwargs):
+        constraints = Path(command[command.index("-c") + 1]).read_text().split()
+        calls.append((command, constraints))
+        installed.update(scipy="1.15.3", tqdm="4.67.1")  # what pip would have done
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(subprocess, "run", pip)
+    assert runmode.install_missing_requirements() == ["scipy>=1.13.0", "tqdm>=4.63.0"]
+    ((command, constraints),) = calls
+    assert command[1:4] == ["-m", "pip", "install"]
+    assert command[-2:] == ["scipy>=1.13.0", "tqdm>=4.63.0"]  # the missing ones, nothing else
+    assert constraints == runmode.installed_pins()
+    assert all("==" in pin for pin in constraints) and len(constraints) > 10
+    assert "no installed package changes" in capsys.readouterr().out
+    calls.clear()
+    assert runmode.install_missing_requirements() == [] and not calls  # all there: no pip
+
+
+def test_what_cannot_be_installed_without_moving_a_package_is_one_line(monkeypatch):
+    import subprocess
+
+    def one_line(error: runmode.RequirementsError) -> str:
+        (line,) = error._render_traceback_()  # how IPython shows it: that line, no traceback
+        assert "\n" not in line
+        return line
+
+    fake_runtime(monkeypatch, ["torch>=2.11", "scipy>=1.13.0"], {"torch": "2.10.0"})
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("pip must not run"))
+    with pytest.raises(runmode.RequirementsError) as wrong:
+        runmode.prepare_runtime()
+    assert "torch>=2.11 (this runtime has 2.10.0)" in one_line(wrong.value)
+    assert "%pip install 'torch>=2.11' 'scipy>=1.13.0'" in one_line(wrong.value)
+
+    fake_runtime(monkeypatch, ["torch>=2.11", "scipy>=1.13.0"], {})
+    with pytest.raises(runmode.RequirementsError, match="pytorch.org") as no_torch:
+        runmode.install_missing_requirements()
+    one_line(no_torch.value)
+
+    fake_runtime(monkeypatch, ["torch>=2.11", "scipy>=1.13.0"], {"torch": "2.13.0"})
+    monkeypatch.setattr(subprocess, "run", lambda c, **k: subprocess.CompletedProcess(c, 1))
+    with pytest.raises(runmode.RequirementsError, match="pip could not install") as failed:
+        runmode.install_missing_requirements()
+    assert "%pip install 'scipy>=1.13.0'" in one_line(failed.value)
+
+
+@pytest.mark.slow
+def test_a_real_pip_installs_the_missing_package_and_moves_nothing(tmp_path):
+    """In a throwaway virtual environment with an old traitlets preinstalled: a plain
+    ``pip install jupyter-core`` would upgrade traitlets (the newest jupyter-core needs a
+    newer one); install_missing_requirements installs a jupyter-core that fits instead."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root / "scripts"))
+    from lock import freeze
+
+    venv = tmp_path / "venv"
+    python = venv / "bin" / "python"
+    subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+    pip = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    if subprocess.run([*pip, "traitlets==5.0.5"], capture_output=True).returncode:
+        pytest.skip("no package index reachable")
+    plain = subprocess.run(
+        [*pip[:-2], "--dry-run", "jupyter-core>=4.6"], capture_output=True, text=True
+    ).stdout
+    assert "traitlets" in plain, plain  # the control: unpinned, pip would move traitlets
+    before = freeze(python)
+    code = (
+        f"import sys; sys.path.insert(0, {str(root)!r})\n"
+        "from hw8 import runmode\n"
+        "print(runmode.install_missing_requirements(['traitlets>=5.0', 'jupyter-core>=4.6']))\n"
+    )
+    out = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines()[-1] == "['jupyter-core>=4.6']"
+    after = freeze(python)
+    assert {name: after[name] for name in before} == before  # nothing preinstalled moved
+    assert "jupyter-core" in after
