@@ -265,39 +265,62 @@ def analyse(nb) -> Report:
             exercises[index] = exercise_of(cell, parsed[index], text)
         text = ""
 
-    # taint: global name -> the unfinished exercises whose result it depends on
-    taint: dict[str, set[str]] = {}
+    # Two maps from a global name to the unfinished exercises it depends on: ``made``,
+    # a value computed with one (it cannot be right), and ``calls``, a function that may
+    # call one when it runs (it fails only if that path runs: counted against a cell
+    # only when the cell raised).
+    made: dict[str, set[str]] = {}
+    calls: dict[str, set[str]] = {}
     tests: dict[str, str | None] = {}
     locked_errors: dict[str, str] = {}
     by_id = {e.grade_id: e for e in exercises.values()}
+    known: set[str] = set()  # every name an earlier cell binds
+
+    def roots_of(names, table) -> set[str]:
+        return set().union(*(table.get(name, set()) for name in names))
+
     for index, cell in enumerate(nb.cells):
         if cell.get("cell_type") != "code":
             continue
         found, error = parsed[index], error_of(cell)
         exercise = exercises.get(index)
-        roots = waits_for(cell, found, error, taint, exercises, index)
+        surely = waits_for(cell, found, error, made, exercises, index)
+        maybe: set[str] = set()
+        if found is None:
+            words = set(re.findall(r"[A-Za-z_]\w*", cell.get("source", "")))
+            maybe = roots_of(words, calls)
         if exercise is not None and exercise.unfinished:
             reads = {n for statement in found or [] for n in statement.reads | statement.later}
             if exercise.unfinished != "not done yet" and (
-                roots or any(taint.get(name) for name in reads)
+                surely or maybe or roots_of(reads, made) or roots_of(reads, calls)
             ):
                 exercise.unfinished = None  # it failed on an earlier exercise, not its own
             else:
                 names = exercise.expected if found is None or error else set()
                 names |= {b for s in found or [] if s.stub for b in s.binds}
                 for name in names:
-                    taint[name] = {exercise.grade_id}
+                    made[name], calls[name] = {exercise.grade_id}, set()
+                known |= {b for s in found or [] for b in s.binds}
                 continue
-        stopped: set[str] = set()
+        # statement by statement: what each reads is what the statements before it left
         bound_here = {name for statement in found or [] for name in statement.binds}
+        stopped: set[str] = set()  # a cell that raised: what it binds after that is missing
         for statement in found or []:
             # a function defined here reads, when called, the names the cell binds by then
-            reads = statement.reads | (statement.later - bound_here)
-            depends = set().union(*(taint.get(n, set()) for n in reads))
-            roots |= depends
-            stopped |= depends if error else set()
-            for name in statement.binds:
-                taint[name] = depends | stopped  # the last binding decides
+            later = statement.later - bound_here
+            now = roots_of(statement.reads, made)
+            deferred = roots_of(statement.reads, calls)
+            deferred |= roots_of(later, made) | roots_of(later, calls)
+            surely |= now
+            maybe |= deferred
+            if error:
+                stopped |= now | deferred
+            for name in statement.binds:  # the last binding decides
+                if stopped and not now and name in known:
+                    continue  # perhaps never bound again here: the earlier value stays
+                made[name], calls[name] = now | stopped, deferred
+            known |= statement.binds
+        roots = surely | (maybe if error else set())
         if role(cell) == "test":
             if roots:
                 waiting = (by_id[r] for r in sorted(roots))
@@ -341,16 +364,16 @@ def exercise_of(cell, found: list[Statement] | None, text: str) -> Exercise:
     return exercise
 
 
-def waits_for(cell, found, error, taint, exercises, index) -> set[str]:
-    """The unfinished exercises a cell that cannot be parsed reads names of, or that an
-    error tells it depends on: a NameError for a name an earlier unfinished exercise
-    should define. (What a parsed cell reads is followed statement by statement.)"""
+def waits_for(cell, found, error, made, exercises, index) -> set[str]:
+    """The unfinished exercises a cell that cannot be parsed reads names of, or that a
+    NameError tells it depends on: the name is one an earlier unfinished exercise should
+    define. (What a parsed cell reads is followed statement by statement.)"""
     roots: set[str] = set()
     if found is None:
         words = set(re.findall(r"[A-Za-z_]\w*", cell.get("source", "")))
-        roots = set().union(*(taint.get(word, set()) for word in words))
+        roots = set().union(*(made.get(word, set()) for word in words))
     match = NAME_ERROR.search(error[1]) if error and error[0] == "NameError" else None
-    if match and not taint.get(match.group(1)):
+    if match and not made.get(match.group(1)):
         earlier = [e for i, e in sorted(exercises.items()) if i < index and e.unfinished]
         named = [e for e in earlier if match.group(1) in e.expected]
         if named:
