@@ -21,8 +21,15 @@ from __future__ import annotations
 
 import os
 import re
+import sys
+import warnings
 
 QUICK_ENV = "HW8_QUICK"
+
+# tqdm.auto in a kernel without ipywidgets warns "IProgress not found. Please update jupyter
+# and ipywidgets", which asks a student to change the runtime's packages; hw8's bars
+# (progress_bar) never need it, and any tqdm.auto imported later falls back quietly.
+warnings.filterwarnings("ignore", message="IProgress not found", category=Warning)
 
 
 def quick_mode() -> bool:
@@ -48,6 +55,82 @@ def scaled_epochs(epochs: int) -> int:
 def quick_slice(count: int, quick_count: int = 256) -> int:
     """``count``, or at most ``quick_count`` when training is short."""
     return min(count, quick_count) if short_training() else count
+
+
+# ----------------------------------------------------------------------------- progress bars
+
+PROGRESS_LINES = 5  # about this many updates per bar where the output is not a terminal
+QUIET_INTERVAL_S = 60.0  # a bar of unknown length there: at most one line a minute
+
+
+def progress_bar(iterable=None, **options):
+    """A tqdm progress bar that suits where it is shown (``options`` are tqdm's).
+
+    In a Jupyter kernel with working ipywidgets: the notebook's widget bar. In a terminal:
+    tqdm's own bar. Anywhere else (a log file, a pipe, a kernel without ipywidgets) a few
+    lines per bar, not one per step: an update every ``total / PROGRESS_LINES`` steps (or
+    once a minute when the length is unknown), and ``set_postfix`` never prints by itself.
+    """
+    if options.get("disable"):
+        from tqdm.std import tqdm
+
+        return tqdm(iterable, **options)
+    if notebook_widgets():
+        from tqdm.notebook import tqdm
+
+        return tqdm(iterable, **options)
+    from tqdm.std import tqdm
+
+    stream = options.get("file") or sys.stderr
+    if not _isatty(stream):
+        total = options.get("total")
+        if total is None and hasattr(iterable, "__len__"):
+            total = len(iterable)
+        if total:
+            options.setdefault("miniters", max(1, -(-int(total) // PROGRESS_LINES)))
+        else:
+            options.setdefault("mininterval", QUIET_INTERVAL_S)
+        options.setdefault("maxinterval", float("inf"))  # tqdm's monitor never forces lines
+        bar = tqdm(iterable, **options)
+        bar.set_postfix = _quiet(bar.set_postfix)
+        bar.set_postfix_str = _quiet(bar.set_postfix_str)
+        return bar
+    return tqdm(iterable, **options)
+
+
+def _quiet(method):
+    """``set_postfix`` that waits for the bar's next update instead of printing at once."""
+
+    def call(*args, **kwargs):
+        kwargs["refresh"] = False
+        return method(*args, **kwargs)
+
+    return call
+
+
+def _isatty(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+
+
+def notebook_widgets() -> bool:
+    """Whether this is a Jupyter kernel where tqdm's widget bar works (ipywidgets there)."""
+    ipython = sys.modules.get("IPython")
+    try:
+        shell = ipython.get_ipython() if ipython is not None else None
+    except Exception:  # noqa: BLE001 - an IPython without a shell
+        return False
+    if shell is None or "IPKernelApp" not in getattr(shell, "config", {}):
+        return False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from tqdm.notebook import IProgress
+    except Exception:  # noqa: BLE001 - any failure: no widgets
+        return False
+    return IProgress is not None
 
 
 def platform() -> str:

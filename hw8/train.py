@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from hw8.datasets import iterate_batches, to_device
-from hw8.device import resolve_device, seed_everything
+from hw8.device import fit_threads, resolve_device, seed_everything
 from hw8.files import write_atomically
 from hw8.models import Autoencoder, build_model
+from hw8.runmode import progress_bar
 from hw8.settings import SAMPLE_BATCH_SIZE, SAMPLE_EPOCHS, SAMPLE_LR, SAMPLE_SEED
 
 CHECKPOINT_FORMAT = "hw8-checkpoint-1"
@@ -128,7 +128,10 @@ def train(
     also turns on TF32 matrix products, cuDNN autotuning and the fused Adam kernel.
     ``on_epoch(epoch, loss)``, when given, is called after every finished epoch (numbered
     from 1) with that epoch's mean loss, for example to measure the model as it trains;
-    the model is back in training mode when it returns.
+    the model is back in training mode when it returns. On the CPU the number of threads
+    is hw8's choice for this process (``hw8.device.fit_threads``: the free CPUs), kept in
+    the checkpoint, and a resumed run uses the same number again. The progress bar
+    (``progress``) writes a few lines where the output is not a terminal or a notebook.
     """
     if epochs < 1 or batch_size < 1 or not lr > 0:
         raise ValueError(
@@ -141,15 +144,20 @@ def train(
     optimizer = make_optimizer(model, lr, device)
     data = to_device(images, device)
     config = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed}
+    if device.type == "cpu":
+        config["cpu_threads"] = torch.get_num_threads()
     start, losses = 0, []
     if checkpoint is not None and resume and Path(checkpoint).exists():
         state = read_checkpoint(checkpoint)
         check_compatible(state, model, checkpoint)
         start, losses = _restore(state, model, optimizer, generator)
+        threads = state["config"].get("cpu_threads")
+        if device.type == "cpu" and threads:  # the same threads: the same sums, bit for bit
+            config["cpu_threads"] = fit_threads(threads)
     elif checkpoint is not None:
         _save(checkpoint, model, optimizer, 0, losses, generator, config)
     use_amp = amp and device.type == "cuda"
-    bar = tqdm(
+    bar = progress_bar(
         total=(epochs - start) * steps_per_epoch(len(data), batch_size),
         disable=not progress,
         desc=f"train {model.name}",

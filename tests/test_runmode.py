@@ -191,3 +191,87 @@ def test_a_real_pip_installs_the_missing_package_and_moves_nothing(tmp_path):
     after = freeze(python)
     assert {name: after[name] for name in before} == before  # nothing preinstalled moved
     assert "jupyter-core" in after
+
+
+# ----------------------------------------------------------------------------- progress bars
+
+
+def test_a_bar_in_a_log_writes_a_few_lines_not_one_per_step(tmp_path):
+    log = tmp_path / "log.txt"
+    with open(log, "w") as stream:
+        bar = runmode.progress_bar(total=1000, file=stream, desc="train", mininterval=0)
+        for step in range(1000):
+            bar.update(1)
+            if step % 20 == 0:
+                bar.set_postfix(loss=f"{1 / (step + 1):.4f}")  # never prints by itself
+        bar.close()
+    updates = log.read_text().replace("\r", "\n").strip().splitlines()
+    assert 2 <= len(updates) <= runmode.PROGRESS_LINES + 2, updates
+    assert "1000/1000" in updates[-1]
+
+
+def test_a_bar_in_a_terminal_is_tqdms_own(monkeypatch):
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    bar = runmode.progress_bar(total=1000, file=Terminal())
+    assert bar.miniters == 0 and bar.mininterval == 0.1  # tqdm's defaults: a live bar
+    bar.close()
+    assert not runmode.notebook_widgets()  # no Jupyter kernel here
+
+
+def test_tqdms_ipywidgets_warning_is_silenced():
+    """Once hw8.runmode is imported (the install cell does it first), tqdm.auto's advice
+    to update jupyter and ipywidgets never shows."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import warnings\n"
+        "import hw8.runmode\n"
+        "from tqdm import TqdmWarning\n"
+        "warnings.warn('IProgress not found. Please update jupyter and ipywidgets.', "
+        "TqdmWarning)\n"
+        "warnings.warn('another warning')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert "IProgress" not in result.stderr and "another warning" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_notebook_without_ipywidgets_shows_no_warning_and_a_few_lines(tmp_path):
+    """A kernel where ipywidgets cannot be imported (as on a bare Jupyter), opened as every
+    notebook opens (the install cell): training and the boss recipe's module (which
+    imports tqdm.auto) print no TqdmWarning, and a 400-step bar a few lines."""
+    from nbclient import NotebookClient
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    nb = new_notebook(
+        cells=[
+            new_code_cell(
+                "import sys\n"
+                "sys.modules['ipywidgets'] = None\n"
+                "from hw8.runmode import prepare_runtime\n"  # what each install cell does
+                "print(prepare_runtime())"
+            ),
+            new_code_cell(
+                "import hw8.boss\n"
+                "from hw8 import train\n"
+                "from hw8.datasets import load_bundled\n"
+                "from hw8.models import build_model\n"
+                "model = build_model('fcn', (1, 28, 28))\n"
+                "train.train(model, load_bundled().train_images[:2000], epochs=2, "
+                "batch_size=10, device='cpu')"
+            ),
+        ]
+    )
+    NotebookClient(nb, timeout=300, kernel_name="python3").execute(cwd=str(tmp_path))
+    outputs = nb.cells[1].outputs
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert "IProgress" not in text and "Warning" not in text, text
+    assert not [o for o in outputs if o.output_type == "error"]
+    lines = [line for line in text.replace("\r", "\n").splitlines() if line.strip()]
+    assert 2 <= len(lines) <= runmode.PROGRESS_LINES + 2 and "400/400" in lines[-1], lines

@@ -40,8 +40,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from hw8.course import GradeError
 from hw8.course import gradebook as gradebooks
 from hw8.course import sandbox as sandboxes
@@ -50,6 +48,7 @@ from hw8.course.job import FAILED, GRADED, NBGRADER, STOP, TIMED_OUT, Job, Outco
 from hw8.course.nbgrader_command import skip_iri_grammar
 from hw8.course.scan import course_code, shadowing_files, suspicious_code
 from hw8.files import write_json
+from hw8.runmode import progress_bar
 
 REPORTS = "grade_reports"  # under the course root: the lock, and per assignment state/report
 DEFAULT_EXCHANGE = "/srv/nbgrader/exchange"  # nbgrader's, where every student's work passes
@@ -149,7 +148,7 @@ def grade_all(course: Course, plan: Plan, sandbox, args) -> tuple[dict[str, Outc
         for student in plan.todo:
             job = student_job(base, course, student, plan.submissions[student])
             futures[pool.submit(run_job, job)] = student
-        progress = tqdm(as_completed(futures), total=len(futures), unit="submission")
+        progress = progress_bar(as_completed(futures), total=len(futures), unit="submission")
         for future in progress:
             outcome = save(course, plan.assignment, plan.spec, finish(future, futures[future]))
             outcomes[outcome.student] = outcome
