@@ -15,6 +15,7 @@ import argparse
 import json
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,8 +41,22 @@ if TYPE_CHECKING:
 
 # The course sample trains with batch 2000 on 100,000 images (50 steps an epoch); on
 # the small stand-in sets a batch of 100 gives a comparable number of steps.
+# (any other, smaller data set: as the stand-ins)
 DEFAULT_BATCH = {"hw8": SAMPLE_BATCH_SIZE, "bundled": 100, "fashion-mnist": 100}
 DEFAULT_EPOCHS = {"hw8": SAMPLE_EPOCHS, "bundled": 30, "fashion-mnist": 30}
+STAND_IN = "bundled"
+
+# `hw8 course grade --memory-limit`: what a job's processes get without it (the README
+# quotes this line; hw8.course.job.memory_share computes it)
+MEMORY_LIMIT_DEFAULT = "the machine's memory times --threads over its number of cores"
+
+
+def default_batch(data: str) -> int:
+    return DEFAULT_BATCH.get(data, DEFAULT_BATCH[STAND_IN])
+
+
+def default_epochs(data: str) -> int:
+    return DEFAULT_EPOCHS.get(data, DEFAULT_EPOCHS[STAND_IN])
 
 
 class UsageError(ValueError):
@@ -113,13 +128,13 @@ def command_train(args) -> int:
     device = resolve_device(args.device)
     seed_everything(args.seed)
     model = build_model(args.model, task.image_shape)
-    epochs = args.epochs or DEFAULT_EPOCHS[args.data]
+    epochs = args.epochs or default_epochs(args.data)
     started = time.perf_counter()
     losses = train.train(
         model,
         task.train_images,
         epochs=epochs,
-        batch_size=args.batch_size or DEFAULT_BATCH[args.data],
+        batch_size=args.batch_size or default_batch(args.data),
         lr=args.lr,
         device=device,
         seed=args.seed,
@@ -183,6 +198,8 @@ def command_predict(args) -> int:
 
 def command_boss(args) -> int:
     """Train the sample models and the boss recipe; print one table of their AUCs."""
+    import torch
+
     from hw8 import anomaly, boss, train
     from hw8.device import resolve_device, seed_everything
     from hw8.models import SAMPLE_MODEL_NAMES, build_model
@@ -201,8 +218,8 @@ def command_boss(args) -> int:
         train.train(
             model,
             task.train_images,
-            epochs=scaled_epochs(DEFAULT_EPOCHS[args.data]),
-            batch_size=DEFAULT_BATCH[args.data],
+            epochs=scaled_epochs(default_epochs(args.data)),
+            batch_size=default_batch(args.data),
             device=device,
             seed=args.seed,
             progress=not args.quiet,
@@ -215,24 +232,51 @@ def command_boss(args) -> int:
     seconds = time.perf_counter() - started
     best = max(v for k, v in results.items() if k.startswith("sample"))
     summary = {"data": task.name, "device": str(device), "seconds": round(seconds, 1)}
+    if device.type == "cpu":
+        summary["cpu_threads"] = torch.get_num_threads()
     write_json(
         {**summary, "auc": results, "margin": results["boss recipe"] - best}, out / "metrics.json"
     )
-    print(format_table(results, best, task, seconds))
+    print(format_table(results, best, task, seconds, out, summary))
     return 0
 
 
-def format_table(results: dict, best_sample: float, task, seconds: float) -> str:
-    """The boss command's table: one row per method, then the margin."""
+def format_table(
+    results: dict, best_sample: float, task, seconds: float, out: Path, summary: dict
+) -> str:
+    """The boss command's table (one row per method, then the margin) and one paragraph
+    that says what the numbers mean, what the boss recipe does, where the files are and
+    how long it took."""
     lines = [f"{'method':<16}{'ROC AUC':>9}", "-" * 25]
     lines += [f"{name:<16}{auc:>9.4f}" for name, auc in results.items()]
     lines += [
         "-" * 25,
         f"{'margin':<16}{results['boss recipe'] - best_sample:>+9.4f}  (boss - best sample)",
-        f"{task.name} task: {len(task.train_images)} normal training images, "
-        f"{len(task.test_images)} test images; {seconds:.0f} s in all.",
+        "",
     ]
-    return "\n".join(lines)
+    anomalies = (
+        "" if task.test_labels is None else f", {int(task.test_labels.sum())} of them anomalies"
+    )
+    where = summary["device"]
+    if "cpu_threads" in summary:
+        threads = summary["cpu_threads"]
+        where += f" with {threads} thread{'s' if threads > 1 else ''}"
+    paragraph = (
+        "ROC AUC is the chance that a random anomaly scores higher than a random normal "
+        "image: 1.0 ranks every anomaly above every normal image, 0.5 is guessing. Every "
+        "method trains on normal images only. The sample models are the course's fcn, cnn "
+        "and vae, which score an image by how badly they rebuild it; the boss recipe "
+        "(hw8/boss.py) trains a dense and a "
+        "convolutional autoencoder and averages the ranks of three scores: a "
+        "reconstruction error scaled by each pixel's spread on the training images, and "
+        "two distances from an image's code to its nearest training codes. "
+        f"Task: {task.name}, {len(task.train_images)} normal training images, "
+        f"{len(task.test_images)} test images{anomalies}. Files in {out}/: prediction.csv "
+        "(the boss recipe's score per test image, the Kaggle format ID,score) and "
+        f"metrics.json (these numbers). {seconds:.0f} s in all on {where}."
+    )
+    wrapped = textwrap.wrap(paragraph, width=88, break_long_words=False, break_on_hyphens=False)
+    return "\n".join(lines + wrapped)
 
 
 def command_export(args) -> int:
@@ -368,7 +412,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--cell-timeout", type=positive(int), help="seconds per cell (nbgrader's)")
     g.add_argument(
-        "--memory-limit", type=positive(float), help="GiB per process (default: a core's share)"
+        "--memory-limit",
+        type=positive(float),
+        help=f"GiB per process (default: {MEMORY_LIMIT_DEFAULT})",
     )
     g.add_argument(
         "--disk-limit",

@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 
@@ -6,7 +7,8 @@ import numpy as np
 import pytest
 
 from hw8 import anomaly, datasets
-from hw8.cli import main
+from hw8.cli import MEMORY_LIMIT_DEFAULT, build_parser, main
+from hw8.settings import DATASET_NAMES
 
 
 def _run(capsys, *argv):
@@ -135,7 +137,8 @@ def test_bad_input_gets_one_clear_line(tmp_path, capsys, argv, message):
 def test_unknown_dataset_lists_the_choices(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--data", "mnist"])
-    assert "choose from 'bundled', 'fashion-mnist', 'hw8'" in capsys.readouterr().err
+    choices = ", ".join(f"'{name}'" for name in DATASET_NAMES)
+    assert f"choose from {choices}" in capsys.readouterr().err
 
 
 def test_output_folder_that_cannot_be_written(tmp_path, capsys):
@@ -182,6 +185,15 @@ def test_boss_prints_one_table_with_the_margin(tmp_path, capsys, monkeypatch):
     best = max(v for k, v in metrics["auc"].items() if k.startswith("sample"))
     assert metrics["margin"] == pytest.approx(metrics["auc"]["boss recipe"] - best)
     assert "margin" in stdout
+    # one paragraph with the table: what the numbers mean, the recipe, the files, the time
+    paragraph = " ".join(stdout.split("(boss - best sample)")[1].split())
+    assert paragraph.startswith("ROC AUC is the chance that a random anomaly scores higher")
+    assert "the boss recipe (hw8/boss.py) trains a dense and a convolutional autoencoder" in (
+        paragraph
+    )
+    assert f"Files in {tmp_path}/: prediction.csv" in paragraph
+    assert re.search(r"\d+ s in all on cpu with \d threads?\.$", paragraph), paragraph
+    assert metrics["cpu_threads"] >= 1
     task = datasets.load_task("bundled")
     scores = anomaly.read_submission(tmp_path / "prediction.csv", len(task.test_images))
     assert anomaly.roc_auc(task.test_labels, scores) == pytest.approx(metrics["auc"]["boss recipe"])
@@ -226,3 +238,14 @@ def test_the_command_line_starts_without_torch():
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_grade_help_and_the_readme_state_one_memory_limit_default():
+    from pathlib import Path
+
+    grade = build_parser()._subparsers._group_actions[0].choices["course"]
+    grade = grade._subparsers._group_actions[0].choices["grade"]
+    (memory,) = [a for a in grade._actions if "--memory-limit" in a.option_strings]
+    assert memory.help == f"GiB per process (default: {MEMORY_LIMIT_DEFAULT})"
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    assert f"(`--memory-limit` GiB; default {MEMORY_LIMIT_DEFAULT})" in readme
