@@ -7,6 +7,7 @@ submitted/<student>/hw8/, and autograde, feedback and export work from there.
 """
 
 import os
+import sys
 
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import (
@@ -18,9 +19,22 @@ from nbgrader.preprocessors import (
     SaveAutoGrades,
 )
 
-from hw8.course.preprocessors import ExecuteWithVerdicts, HideHiddenTests
+from hw8.course.gradebook import GradesExport
+from hw8.course.preprocessors import (
+    ExecuteWithVerdicts,
+    FeedbackExporter,
+    HideHiddenTests,
+    MarkHandGrading,
+)
 
 c = get_config()  # noqa: F821 - provided by nbgrader when it reads this file
+
+# nbgrader runs `alembic` from PATH when it makes a new gradebook: the tools of the Python
+# that runs nbgrader (.venv/bin) come first, so that no command needs `source
+# .venv/bin/activate` first.
+_bin = os.path.dirname(sys.executable)
+if _bin not in os.environ.get("PATH", "").split(os.pathsep):
+    os.environ["PATH"] = os.pathsep.join(filter(None, [_bin, os.environ.get("PATH")]))
 
 c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
 c.CourseDirectory.source_directory = "notebooks"
@@ -70,4 +84,15 @@ c.Autograde.autograde_preprocessors = [
     AssignLatePenalties,
     CheckCellMetadata,
 ]
-c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]
+# - feedback: a written answer nobody has graded yet says "awaits hand grading", not 0.
+c.GenerateFeedback.preprocessors = [
+    GetGrades,
+    MarkHandGrading,
+    HideHiddenTests,
+    CSSHTMLHeaderPreprocessor,
+]
+c.GenerateFeedback.exporter_class = FeedbackExporter
+
+# grades.csv: nbgrader's columns, then the written answers still awaiting hand grading
+# and the notebooks not handed in (hw8/course/gradebook.py)
+c.ExportApp.plugin_class = GradesExport

@@ -778,3 +778,127 @@ def test_the_private_gradebook_holds_no_test_code(template, tmp_path):
         assert cell.source == STUB
         assert cell.checksum == gradebook.test_checksum("test-square", 2, STUB)
     assert "square(-2)" not in private.read_bytes().decode(errors="replace")
+
+
+# ----------------------------------------------------------------------------- feedback, grades.csv
+# The course's own feedback and export steps (nbgrader_config.py): a written answer nobody
+# has graded yet awaits hand grading (not "Score: 0.0 / 1.0"), and grades.csv says which
+# answers await a person and which notebooks were not handed in.
+
+HAND_GRADING_CONFIG = """
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import GetGrades
+
+from hw8.course.gradebook import GradesExport
+from hw8.course.preprocessors import FeedbackExporter, HideHiddenTests, MarkHandGrading
+
+c.GenerateFeedback.preprocessors = [
+    GetGrades, MarkHandGrading, HideHiddenTests, CSSHTMLHeaderPreprocessor,
+]
+c.GenerateFeedback.exporter_class = FeedbackExporter
+c.ExportApp.plugin_class = GradesExport
+"""
+
+
+def test_the_course_config_uses_the_hand_grading_steps():
+    """The repository's nbgrader_config.py names the same steps as the tests below."""
+    text = (Path(__file__).resolve().parents[1] / "nbgrader_config.py").read_text()
+    for name in ("MarkHandGrading", "FeedbackExporter", "GradesExport"):
+        assert name in text
+    assert "c.ExportApp.plugin_class = GradesExport" in text
+    assert "c.GenerateFeedback.exporter_class = FeedbackExporter" in text
+
+
+@pytest.fixture(scope="module")
+def hand_grading(template, tmp_path_factory) -> Path:
+    """ann answers the written question and hands in both notebooks; bob leaves the answer
+    as handed out and hands in p1 only; cat is in the gradebook but hands in nothing."""
+    course = tmp_path_factory.mktemp("hand") / "course"
+    shutil.copytree(template, course, ignore=shutil.ignore_patterns("submitted"))
+    with open(course / "nbgrader_config.py", "a") as config:
+        config.write(HAND_GRADING_CONFIG)
+    release = course / "release" / ASSIGNMENT
+    answered = nbformat.read(release / "p1.ipynb", 4)
+    (why,) = [cell for cell in answered.cells if cell.metadata["nbgrader"]["grade_id"] == "why"]
+    why.source = "Because the square of a real number is never negative."
+    submit(course, "ann", {"p1": answered, "p2": nbformat.read(release / "p2.ipynb", 4)})
+    submit(course, "bob", {"p1": nbformat.read(release / "p1.ipynb", 4)})
+    (course / "submitted" / "ann" / ASSIGNMENT / "hw8-0.1.0-py3-none-any.whl").write_text("x")
+    nbgrader(course, "db", "student", "add", "cat")
+    nbgrader(course, "autograde", ASSIGNMENT)
+    nbgrader(course, "generate_feedback", ASSIGNMENT)
+    nbgrader(course, "export")
+    return course
+
+
+def feedback_page(course: Path, student: str, notebook: str) -> str:
+    return (course / "feedback" / student / ASSIGNMENT / f"{notebook}.html").read_text()
+
+
+def test_feedback_says_a_written_answer_awaits_hand_grading(hand_grading):
+    page = feedback_page(hand_grading, "ann", "p1")
+    assert 'href="#why">Written response</a> (awaits hand grading, 1 point)' in page
+    assert "Awaits hand grading (1 point)" in page
+    assert "<h4>p1 (Score: 0.0 / 4.0; written answers worth 1 point await hand grading)</h4>" in (
+        page
+    )
+    assert "nan" not in page.replace("nano", "")
+    # an answer left as it was handed out is graded (0, "No response."): its score stays
+    page = feedback_page(hand_grading, "bob", "p1")
+    assert 'href="#why">Written response</a> (Score: 0.0 / 1.0)' in page
+    assert "hand grading" not in page
+
+
+def test_grades_csv_names_answers_awaiting_hand_grading_and_missing_notebooks(hand_grading):
+    rows = grades_csv(hand_grading)
+    assert (rows["ann"]["awaiting_hand_grading"], rows["ann"]["awaiting_points"]) == (
+        "p1:why",
+        "1.0",
+    )
+    assert rows["ann"]["not_handed_in"] == ""
+    assert (rows["bob"]["awaiting_hand_grading"], rows["bob"]["not_handed_in"]) == ("", "p2")
+    assert rows["cat"]["not_handed_in"] == "p1 p2" and rows["cat"]["timestamp"] == ""
+    header = (hand_grading / "grades.csv").read_text().splitlines()[0].split(",")
+    assert header[:11] == [
+        "assignment",
+        "duedate",
+        "timestamp",
+        "student_id",
+        "last_name",
+        "first_name",
+        "email",
+        "raw_score",
+        "late_submission_penalty",
+        "score",
+        "max_score",
+    ]  # nbgrader's own columns first, as they were
+
+
+def test_a_hand_grade_ends_the_wait_and_the_gradebook_alone_knows_what_was_handed_in(
+    hand_grading, tmp_path
+):
+    from nbgrader.api import Gradebook
+
+    course = tmp_path / "course"
+    shutil.copytree(hand_grading, course)
+    os.environ["PATH"] = environment()["PATH"]
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "tiny") as gradebook:
+        grade = gradebook.find_grade("why", "p1", ASSIGNMENT, "ann")
+        grade.manual_score = 1.0
+        grade.needs_manual_grade = False
+        gradebook.db.commit()
+    shutil.rmtree(course / "submitted")  # cleaned up after grading: the gradebook decides
+    nbgrader(course, "generate_feedback", ASSIGNMENT, "--force")
+    nbgrader(course, "export")
+    rows = grades_csv(course)
+    assert rows["ann"]["awaiting_hand_grading"] == "" and rows["ann"]["raw_score"] == "1.0"
+    assert [rows[s]["not_handed_in"] for s in ("ann", "bob", "cat")] == ["", "p2", "p1 p2"]
+    page = feedback_page(course, "ann", "p1")
+    assert "hand grading" not in page
+    assert 'href="#why">Written response</a> (Score: 1.0 / 1.0)' in page
+
+
+def test_the_wheel_handed_in_stays_out_of_what_hw8_course_grade_copies(hand_grading):
+    course = grade.load_course(hand_grading)
+    files = grade.submission_files(course, hand_grading / "submitted" / "ann" / ASSIGNMENT)
+    assert sorted(files) == ["p1.ipynb", "p2.ipynb"]

@@ -54,6 +54,7 @@ REPORTS = "grade_reports"  # under the course root: the lock, and per assignment
 DEFAULT_EXCHANGE = "/srv/nbgrader/exchange"  # nbgrader's, where every student's work passes
 CONNECT_TIMEOUT_S = 30
 SLOWEST = 5
+WHEEL = "hw8-*.whl"
 NO_SANDBOX_WARNING = (
     "WARNING: grading WITHOUT a sandbox (--no-sandbox). Every submission runs with your "
     "rights: it can read the other submissions and rewrite the gradebook."
@@ -244,11 +245,14 @@ def scan_submission(folder: Path, known: frozenset[str] = frozenset()) -> list[s
 
 def submission_files(course: Course, folder: Path) -> dict[str, bytes]:
     """What nbgrader takes from a folder: its notebooks and the files its ignore list lets
-    through (regular files only: a symbolic link is never followed)."""
+    through (regular files only: a symbolic link is never followed), hw8's wheel left out."""
     from nbgrader.utils import find_all_files
 
     paths = {*folder.glob("*.ipynb")}
-    paths |= {Path(p) for p in find_all_files(str(folder), course.coursedir.ignore + ["*.ipynb"])}
+    # hw8's wheel (handed out beside the notebooks) is never graded: it stays out of the
+    # autograded and feedback folders
+    skip = [*course.coursedir.ignore, "*.ipynb", WHEEL]
+    paths |= {Path(p) for p in find_all_files(str(folder), skip)}
     return {
         path.relative_to(folder).as_posix(): path.read_bytes()
         for path in sorted(paths)
@@ -356,7 +360,7 @@ def source_files(course: Course, source: Path) -> dict[str, bytes]:
     """The assignment's non-notebook files, which autograde copies over each submission."""
     from nbgrader.utils import find_all_files
 
-    files = find_all_files(str(source), course.coursedir.ignore + ["*.ipynb"])
+    files = find_all_files(str(source), [*course.coursedir.ignore, "*.ipynb", WHEEL])
     return {Path(p).relative_to(source).as_posix(): Path(p).read_bytes() for p in sorted(files)}
 
 

@@ -249,3 +249,133 @@ def assign_late_penalty(db_url: str, config, notebook: str, assignment: str, stu
         }
     }
     AssignLatePenalties(config=config).preprocess(nbformat.v4.new_notebook(), resources)
+
+
+# ----------------------------------------------------------------------------- grades.csv
+
+EXTRA_COLUMNS = ("awaiting_hand_grading", "awaiting_points", "not_handed_in")
+
+
+def _export_plugin():
+    from nbgrader.plugins.export import CsvExportPlugin
+
+    return CsvExportPlugin
+
+
+class GradesExport(_export_plugin()):
+    """``nbgrader export``'s grades.csv (``c.ExportApp.plugin_class``), with nbgrader's
+    columns first and unchanged, then three more per student and assignment:
+
+    - ``awaiting_hand_grading``: the written answers autograde left to a person that
+      nobody has graded yet, as ``notebook:cell`` separated by spaces (their points are
+      not in ``score`` until then);
+    - ``awaiting_points``: how many points those are;
+    - ``not_handed_in``: the notebooks of the assignment the student did not hand in
+      (every one when there is no submission at all).
+
+    A notebook counts as handed in when it is in the student's submitted folder; when that
+    folder is gone, when the gradebook shows autograde found it (a graded answer, an
+    answer left to a person, or a cell's automatic comment). Fields are quoted as CSV
+    needs, which nbgrader's own exporter does not do.
+    """
+
+    def export(self, gradebook) -> None:
+        import csv
+
+        from nbgrader.api import MissingEntry
+
+        dest = self.to or "grades.csv"
+        keys = [
+            "assignment",
+            "duedate",
+            "timestamp",
+            "student_id",
+            "last_name",
+            "first_name",
+            "email",
+            "raw_score",
+            "late_submission_penalty",
+            "score",
+            "max_score",
+            *EXTRA_COLUMNS,
+        ]
+        wanted_students = {str(s) for s in self.student}
+        wanted_assignments = {str(a) for a in self.assignment}
+        self.log.info("Exporting grades to %s", dest)
+        with open(dest, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, keys)
+            writer.writeheader()
+            for assignment in gradebook.assignments:
+                if wanted_assignments and assignment.name not in wanted_assignments:
+                    continue
+                notebooks = [nb.name for nb in assignment.notebooks]
+                for student in gradebook.students:
+                    if wanted_students and student.id not in wanted_students:
+                        continue
+                    row = {
+                        "assignment": assignment.name,
+                        "duedate": assignment.duedate,
+                        "student_id": student.id,
+                        "last_name": student.last_name,
+                        "first_name": student.first_name,
+                        "email": student.email,
+                        "max_score": assignment.max_score,
+                    }
+                    try:
+                        submission = gradebook.find_submission(assignment.name, student.id)
+                    except MissingEntry:
+                        row |= {"timestamp": "", "raw_score": 0.0, "score": 0.0}
+                        row |= {"late_submission_penalty": 0.0, "awaiting_points": 0.0}
+                        row |= {"awaiting_hand_grading": "", "not_handed_in": " ".join(notebooks)}
+                    else:
+                        penalty = submission.late_submission_penalty
+                        row |= {
+                            "timestamp": submission.timestamp,
+                            "raw_score": submission.score,
+                            "late_submission_penalty": penalty,
+                            "score": max(0.0, submission.score - penalty),
+                        }
+                        row |= self.hand_grading_and_missing(submission, student.id)
+                    writer.writerow({k: "" if v is None else str(v) for k, v in row.items()})
+
+    def hand_grading_and_missing(self, submission, student: str) -> dict:
+        """The three extra columns of one submission."""
+        from hw8.course.preprocessors import awaiting_hand_grading
+
+        folder = self.submitted_folder(student, submission.assignment.name)
+        awaiting, points, missing = [], 0.0, []
+        for notebook in submission.notebooks:
+            name = notebook.notebook.name
+            for grade in notebook.grades:
+                if awaiting_hand_grading(grade):
+                    awaiting.append(f"{name}:{grade.cell.name}")
+                    points += float(grade.max_score)
+            if folder is not None and folder.is_dir():
+                handed_in = (folder / f"{name}.ipynb").is_file()
+            else:
+                handed_in = autograde_found(notebook)
+            if not handed_in:
+                missing.append(name)
+        return {
+            "awaiting_hand_grading": " ".join(awaiting),
+            "awaiting_points": points,
+            "not_handed_in": " ".join(missing),
+        }
+
+    def submitted_folder(self, student: str, assignment: str) -> Path | None:
+        coursedir = getattr(self.parent, "coursedir", None)
+        if coursedir is None:
+            return None
+        return Path(coursedir.format_path(coursedir.submitted_directory, student, assignment))
+
+
+def autograde_found(notebook) -> bool:
+    """Whether autograde found a notebook in the submission, read from the gradebook alone:
+    it gives a missing notebook 0 in every cell and no comment, while a notebook handed
+    in has an answer left to a person, a score given by hand, or an automatic comment
+    ("No response." for an exercise left as it was handed out)."""
+    if any(g.needs_manual_grade or g.manual_score is not None for g in notebook.grades):
+        return True
+    if any(g.auto_score for g in notebook.grades):
+        return True
+    return any(c.auto_comment or c.manual_comment for c in notebook.comments)

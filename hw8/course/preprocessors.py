@@ -10,6 +10,10 @@
   there the verdicts are decided outside, by the grading job.
 - :class:`HideHiddenTests` (generate_feedback): the feedback a student receives names
   each test cell and shows the grader's verdict, but never the hidden tests' code.
+- :class:`MarkHandGrading` and :class:`FeedbackExporter` (generate_feedback): a written
+  answer nobody has graded yet reads "awaits hand grading (2 points)", not "Score: 0.0 /
+  2.0" (nbgrader shows its missing score as 0), and the notebook's total says how many
+  points still await a person.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from pathlib import Path
 
 import nbformat
 from nbclient.exceptions import DeadKernelError
+from nbconvert.exporters import HTMLExporter
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Bool
 
@@ -143,3 +148,67 @@ class HideHiddenTests(NbGraderPreprocessor):
             if output.output_type == "error":
                 output.traceback = [f"{output.ename}: {output.evalue}"]
         return cell, resources
+
+
+AWAITING = float("nan")  # the score shown for a cell that awaits hand grading, until replaced
+AWAITING_SCORE = re.compile(r"(\()?Score: nan / ([0-9.]+)(\))?")
+NOTEBOOK_TOTAL = re.compile(r"(<h4>.*?\(Score: [0-9.]+ / [0-9.]+)\)</h4>")
+
+
+def awaiting_hand_grading(grade) -> bool:
+    """Whether a gradebook grade waits for a person: autograde left it to be graded by
+    hand (an answer that was written) and nobody has given it a score yet."""
+    return bool(grade.needs_manual_grade) and grade.manual_score is None
+
+
+class MarkHandGrading(NbGraderPreprocessor):
+    """Feedback step, after nbgrader's ``GetGrades``: each cell whose grade awaits a
+    person gets a score that is no number (``FeedbackExporter`` writes "awaits hand
+    grading" there); their points go to ``resources["nbgrader"]["awaiting"]``."""
+
+    def preprocess(self, nb, resources):
+        from nbgrader.api import Gradebook
+
+        info = resources["nbgrader"]
+        awaiting = {}
+        with Gradebook(info["db_url"]) as gradebook:
+            for cell in nb.cells:
+                meta = cell.metadata.get("nbgrader", {})
+                if not meta.get("grade"):
+                    continue
+                grade = gradebook.find_grade(
+                    meta["grade_id"], info["notebook"], info["assignment"], info["student"]
+                )
+                if awaiting_hand_grading(grade):
+                    meta["score"] = AWAITING
+                    awaiting[meta["grade_id"]] = float(grade.max_score)
+        info["awaiting"] = awaiting
+        return nb, resources
+
+
+class FeedbackExporter(HTMLExporter):
+    """nbgrader's feedback page, with each score that awaits hand grading said in words
+    and the notebook's total followed by the points still to be graded by hand."""
+
+    def from_notebook_node(self, nb, resources=None, **kw):
+        output, resources = super().from_notebook_node(nb, resources, **kw)
+        awaiting = resources.get("nbgrader", {}).get("awaiting") or {}
+        if not awaiting:
+            return output, resources
+
+        def words(match) -> str:
+            worth = points(float(match.group(2)))
+            if match.group(1):  # the table of contents: "(Score: nan / 2.0)"
+                return f"(awaits hand grading, {worth})"
+            return f"Awaits hand grading ({worth})"
+
+        output = AWAITING_SCORE.sub(words, output)
+        total = points(sum(awaiting.values()))
+        note = f"; written answers worth {total} await hand grading)</h4>"
+        output = NOTEBOOK_TOTAL.sub(lambda m: m.group(1) + note, output, count=1)
+        return output, resources
+
+
+def points(value: float) -> str:
+    """``2 points``, ``1 point``, ``1.5 points``."""
+    return f"{value:g} point{'' if value == 1 else 's'}"
