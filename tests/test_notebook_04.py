@@ -1,0 +1,338 @@
+"""Notebook 04 (the ELBO) says what its output shows: every relation the text states
+between printed numbers is asserted here, on the output of one run at student length.
+
+The notebook runs once per module, as a student runs it (no ``HW8_QUICK``, full
+training), with the test cells left out (they are the exercises' business, not the
+demonstrations'). Each test reads the lines a cell printed and checks the sentence of
+the text beside it; the sentence is quoted in the test's docstring.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NB04 = ROOT / "notebooks" / "hw8" / "04_elbo.ipynb"
+NUMBER = r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?"
+
+pytestmark = pytest.mark.slow
+
+
+def run_without_tests(path: Path, tmp_path: Path) -> dict[str, dict]:
+    """Run every cell but the test cells, at student length; per cell id its stdout and images."""
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    nb.cells = [cell for cell in nb.cells if "-test-" not in cell.id]
+    cleared = ("HW8_QUICK", "NBGRADER_EXECUTION")
+    saved = {key: os.environ.pop(key, None) for key in cleared}
+    saved_path = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), saved_path]))
+    try:
+        NotebookClient(nb, timeout=600, resources={"metadata": {"path": str(tmp_path)}}).execute()
+    finally:
+        for key, value in [*saved.items(), ("PYTHONPATH", saved_path)]:
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    result = {}
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        streams = [o for o in cell.outputs if o.output_type == "stream" and o.name == "stdout"]
+        text = "".join(o.get("text", "") for o in streams)
+        images = sum("image/png" in o.get("data", {}) for o in cell.outputs)
+        result[cell.id] = {"text": text, "images": images}
+    return result
+
+
+@pytest.fixture(scope="module")
+def out04(tmp_path_factory):
+    return run_without_tests(NB04, tmp_path_factory.mktemp("nb04"))
+
+
+def numbers(line: str) -> list[float]:
+    return [float(value) for value in re.findall(NUMBER, line)]
+
+
+def line_starting(text: str, start: str) -> str:
+    found = [line for line in text.splitlines() if line.strip().startswith(start)]
+    assert found, f"no line starting with {start!r} in:\n{text}"
+    return found[0]
+
+
+def line_with(text: str, start: str, inside: str) -> str:
+    """The first line that starts with ``start`` and holds ``inside``."""
+    found = [
+        line for line in text.splitlines() if line.strip().startswith(start) and inside in line
+    ]
+    assert found, f"no line starting with {start!r} and holding {inside!r} in:\n{text}"
+    return found[0]
+
+
+LOG_PX = -4.3013
+
+
+# ----------------------------------------------------------------------------- section 3
+
+
+def test_04_encoder_steps_half_go_the_wrong_way_late_and_more_samples_wander_less(out04):
+    """ae04-text-training-steps: "The exact ELBO climbs in the first steps, where the
+    gradient is large and few steps go the wrong way. Then the gap levels off above the
+    gap of the best mean-field q ... and about half of the later steps lower the exact
+    ELBO, with 64 samples as with 4 ... with 64 samples the gap of the last 20 steps stays
+    closer to its floor." """
+    text = out04["ae04-code-training-steps"]["text"]
+    rows = re.findall(rf"^\s*(\d+)\s+(?:{NUMBER}\s+)?({NUMBER})\s+({NUMBER})$", text, re.MULTILINE)
+    steps = [int(step) for step, _, _ in rows]
+    assert steps == list(range(0, 41, 5)), text
+    elbos = [float(elbo) for _, elbo, _ in rows]
+    gaps = [float(gap) for _, _, gap in rows]
+    floor = numbers(line_starting(text, "gap of the best mean-field q"))[0]
+    assert 0.55 < floor < 0.65, floor
+    assert elbos[1] > elbos[0] + 5, "the exact ELBO climbs in the first steps"
+    assert all(gap > floor for gap in gaps), (gaps, floor)
+    summary = {}
+    for samples in (4, 64):
+        line = line_starting(text, f"{samples} ")
+        _, early, ten, late, thirty, mean_gap = numbers(line)
+        assert (ten, thirty) == (10, 30), line
+        summary[samples] = (early, late, mean_gap)
+        assert early <= 3, f"few early steps go the wrong way: {line}"
+        assert 9 <= late <= 21, f"about half of the last 30 steps lower the ELBO: {line}"
+        assert mean_gap > floor, line
+    assert summary[64][2] < summary[4][2], "64 samples wander less than 4"
+
+
+def test_04_decoder_steps_raise_the_elbo_and_can_open_the_gap(out04):
+    """ae04-text-training-steps (b): "the ELBO rises ... From the exact posterior the gap
+    was 0 and can only grow: the step raises log p(x) and opens a small gap ... From the
+    prior the ELBO rises most, almost all of it by closing the gap, while log p(x)
+    falls." """
+    text = out04["ae04-code-training-steps"]["text"]
+    changes = {}
+    for start in ("q after (a)", "the exact posterior", "the prior"):
+        line = line_starting(text, f"decoder step from {start}:")
+        elbo, log_px, gap = numbers(line.split(":", 1)[1])
+        assert elbo == pytest.approx(log_px - gap, abs=2e-4), line
+        assert line.endswith("(grew)" if gap > 0 else "(shrank)"), line
+        assert elbo > 0, f"a step on the exact ELBO raises it: {line}"
+        changes[start] = (elbo, log_px, gap)
+    elbo, log_px, gap = changes["the exact posterior"]
+    assert gap > 0 and log_px > 0, changes
+    elbo, log_px, gap = changes["the prior"]
+    assert elbo == max(change[0] for change in changes.values())
+    assert log_px < 0 and -gap > 0.9 * elbo, changes
+
+
+# ----------------------------------------------------------------------------- section 4
+
+
+def test_04_prior_overtakes_the_mean_field_q_and_a_single_estimate_can_exceed_the_bound(out04):
+    """ae04-text-bounds-figure: both curves rise; "For small K the mean-field q is ahead,
+    but the prior overtakes it (the cell prints from which K), comes within 0.02 nats of
+    log p(x) at K = 200, while the mean-field q stays more than 0.1 nats away"; the
+    smallest eigenvalue is negative for the mean-field q; "for the prior at K = 200,
+    about half of them land above log p(x) ... the mean of 10,000 lies a few standard
+    errors below log p(x), while a mean of 500 has a standard error of the same size as
+    that distance"."""
+    out = out04["ae04-code-bounds-figure"]
+    text = out["text"]
+    assert out["images"] == 1
+    log_px = numbers(line_starting(text, "log p(x) ="))[0]
+    assert log_px == pytest.approx(LOG_PX, abs=1e-4)
+    rows = re.findall(
+        rf"^\s*(\d+)\s+({NUMBER}) \+- ({NUMBER})\s+({NUMBER}) \+- ({NUMBER})$", text, re.MULTILINE
+    )
+    ks = [int(row[0]) for row in rows]
+    assert ks == [1, 2, 5, 10, 20, 50, 100, 200], text
+    prior = [float(row[1]) for row in rows]
+    field = [float(row[3]) for row in rows]
+    prior_se = [float(row[2]) for row in rows]
+    for curve in (prior, field):
+        assert all(b > a for a, b in zip(curve, curve[1:], strict=False)), curve
+        assert all(value < log_px for value in curve), curve
+    assert "mean-field q ahead by more than 2 standard errors at K = [1, 2, 5]" in text
+    assert "prior ahead by more than 2 standard errors at K = [20, 50, 100, 200]" in text
+    assert log_px - prior[-1] < 0.02 and log_px - field[-1] > 0.1, (prior[-1], field[-1])
+    assert numbers(line_starting(text, "prior N(0, I): smallest eigenvalue"))[-1] > 0
+    assert "weights of finite variance" in line_starting(text, "prior N(0, I): smallest")
+    assert numbers(line_starting(text, "mean-field (diagonal): smallest eigenvalue"))[-1] < 0
+    assert "infinite variance" in line_starting(text, "mean-field (diagonal): smallest")
+    line = line_starting(text, "prior, K = 200:")
+    share = float(re.search(r"(\d+)% of 400 single estimates lie above", line).group(1))
+    assert 30 <= share <= 70, line
+    distance = float(re.search(rf"lies ({NUMBER}) below it", line).group(1))
+    error = float(re.search(rf"\(standard error ({NUMBER})\)", line).group(1))
+    error_500 = float(re.search(rf"a mean of 500 has standard error ({NUMBER})", line).group(1))
+    assert distance == pytest.approx(log_px - prior[-1], abs=2e-4)
+    assert error == pytest.approx(prior_se[-1], abs=1e-4)
+    assert distance > 2.5 * error, "a few standard errors below log p(x)"
+    assert distance / 3 < error_500 < 3 * distance, "of the same size as that distance"
+
+
+# ----------------------------------------------------------------------------- section 5
+
+
+def test_04_vae_loss_prints_the_constant_it_includes(out04):
+    text = out04["ae04-code-vae-model"]["text"]
+    pattern = rf"final loss .* ({NUMBER}) nats = ({NUMBER}) .* \+ ({NUMBER}) \(the constant"
+    match = re.search(pattern, text)
+    assert match is not None, text
+    total, part, constant = map(float, match.groups())
+    assert constant == pytest.approx(0.5 * 784 * math.log(2 * math.pi), abs=0.05)
+    assert total == pytest.approx(part + constant, abs=0.11)
+
+
+def test_04_iwae_bounds_of_the_trained_vae_never_fall_with_k(out04):
+    """ae04-text-vae-bounds: "bounds that never fall as k grows ... averaged over hundreds
+    of images the printed ones do not either ... the anomalies' bound climbing
+    further". (Moved from test_teaching_03_04.py, now at student length.)"""
+    text = out04["ae04-code-vae-bounds"]["text"]
+    rows = re.findall(rf"^\s*(\d+)\s+({NUMBER})\s+({NUMBER})$", text, re.MULTILINE)
+    ks = [int(k) for k, _, _ in rows]
+    assert ks == [1, 2, 5, 10, 50, 100], text
+    for column in (1, 2):
+        values = [float(row[column]) for row in rows]
+        assert all(b >= a for a, b in zip(values, values[1:], strict=False)), values
+        assert values[-1] > values[0]
+    normal_rise, anomaly_rise = numbers(text.split("L_100 - L_1:")[1])
+    assert anomaly_rise > normal_rise > 0, text
+
+
+# ----------------------------------------------------------------------------- section 6
+
+
+def test_04_likelihood_ranks_like_reconstruction_error_and_is_worse_than_uniform(out04):
+    """ae04-text-likelihood-scores: "the likelihood scores differ from reconstruction
+    error by about a thousandth of AUC, much less than either AUC's own standard error;
+    and with sigma_x = 1 the VAE is a worse density model of its own normal test images
+    than 'every image is equally likely'." Plus the per-class table: "None of the nine
+    gets there: shirts, the class closest to T-shirts, come nearest." """
+    out = out04["ae04-code-likelihood-scores"]
+    text = out["text"]
+    assert out["images"] == 1
+    aucs = {
+        name: (float(auc), float(error))
+        for name, auc, error in re.findall(rf"ROC AUC of (.+?)\s+({NUMBER}) \+- ({NUMBER})", text)
+    }
+    assert set(aucs) == {"reconstruction error", "-ELBO", "-L_100 (IWAE)"}, aucs
+    assert all(0.5 < auc <= 1 for auc, _ in aucs.values()), aucs
+    smallest_error = min(error for _, error in aucs.values())
+    for name in ("-ELBO", "-L_100 (IWAE)"):
+        match = re.search(
+            rf"AUC\({re.escape(name)}\) - AUC\(reconstruction error\) = ({NUMBER}) \+- ({NUMBER})",
+            text,
+        )
+        assert match is not None, text
+        difference, paired = float(match.group(1)), float(match.group(2))
+        expected = aucs[name][0] - aucs["reconstruction error"][0]
+        assert difference == pytest.approx(expected, abs=2e-4)
+        assert abs(difference) < 0.004 and abs(difference) < smallest_error / 2, text
+        assert 0 < paired < smallest_error, "the paired error is far smaller than each AUC's"
+    match = re.search(
+        rf"normal test image: ({NUMBER}) nats = ({NUMBER}) \+ the constant ({NUMBER}); "
+        rf"uniform density on \[-1, 1\]\^784: ({NUMBER}) nats",
+        text,
+    )
+    assert match is not None, text
+    nats, part, constant, uniform = map(float, match.groups())
+    assert uniform == pytest.approx(784 * math.log(2), abs=0.05)
+    assert constant == pytest.approx(720.4, abs=0.05)
+    assert nats == pytest.approx(part + constant, abs=0.11)
+    assert nats > uniform, "worse than the uniform density"
+    table = re.findall(rf"^(.+?)\s+(\d+)\s+({NUMBER})\s+({NUMBER})%$", text, re.MULTILINE)
+    assert len(table) == 10 and table[0][0].startswith("T-shirt") and table[0][3] == "50.0"
+    assert sum(int(row[1]) for row in table) == 2400
+    shares = {row[0].strip(): float(row[3]) for row in table[1:]}
+    assert max(shares.values()) < 50, shares
+    assert max(shares, key=shares.get) == "Shirt", shares
+    assert all(float(row[2]) > float(table[0][2]) for row in table[1:]), "no class more likely"
+
+
+# ----------------------------------------------------------------------------- section 7
+
+
+def test_04_fitted_decoder_variance_gives_fewer_bits_and_sigma_1_is_a_beta(out04):
+    """ae04-text-nats-and-beta: "with sigma_x = 1 the model costs more bits than the
+    uniform density; the same network with the fitted sigma_x costs fewer, and with a
+    variance per pixel fewer still ... Retrained at the lower price, the VAE puts about
+    twice as many nats into its code (the KL), reconstructs slightly better, and is the
+    better density in every seed." """
+    text = out04["ae04-code-nats-and-beta"]["text"]
+    match = re.search(rf"fitted sigma_x = ({NUMBER}) \(sigma_x\^2 = ({NUMBER})\)", text)
+    assert match is not None, text
+    sigma, sigma2 = map(float, match.groups())
+    assert sigma**2 == pytest.approx(sigma2, rel=0.01) and 0.2 < sigma < 0.4
+    names = ("sigma_x = 1 ", "fitted sigma_x ", "fitted, one per pixel", "uniform")
+    bits = {name: numbers(line_with(text, name, " nats "))[-1] for name in names}
+    nats = {name: numbers(line_with(text, name, " nats "))[-2] for name in names}
+    assert bits["uniform"] == pytest.approx(7.99, abs=0.005)
+    assert nats["uniform"] == pytest.approx(784 * math.log(2), abs=0.05)
+    for name in bits:  # bits per dimension from nats, as the text defines them
+        expected = nats[name] / (784 * math.log(2)) + math.log2(127.5)
+        assert bits[name] == pytest.approx(expected, abs=0.006), name
+    assert (
+        bits["sigma_x = 1 "]
+        > bits["uniform"]
+        > bits["fitted sigma_x "]
+        > bits["fitted, one per pixel"]
+    ), bits
+    beta = numbers(line_starting(text, "sigma_x = 1 is, in units"))[-1]
+    assert beta == pytest.approx(1 / sigma2, rel=0.02)
+    rows = re.findall(
+        rf"^\s*(\d)\s+({NUMBER}) ->\s+({NUMBER})\s+({NUMBER}) -> ({NUMBER})"
+        rf"\s+({NUMBER}) ->\s+({NUMBER})$",
+        text,
+        re.MULTILINE,
+    )
+    assert [int(row[0]) for row in rows] == [0, 1, 2], text
+    for _, kl, kl_after, error, error_after, nll, nll_after in (map(float, r) for r in rows):
+        assert 1.5 < kl_after / kl < 2.5, "about twice as many nats in the code"
+        assert error_after < error, "reconstructs slightly better"
+        assert nll_after < nll, "the better density"
+
+
+def test_04_a_variance_per_pixel_makes_the_likelihood_differ_from_reconstruction(out04):
+    """ae04-text-variance-scores: "with sigma_x = 1 the difference is about a thousandth,
+    with the fitted sigma_x it is closer to zero still, and with a variance per pixel the
+    likelihood ranks anomalies differently from reconstruction error, better by about a
+    hundredth of AUC, several paired standard errors, in every seed." """
+    text = out04["ae04-code-variance-scores"]["text"]
+    rows = {}
+    for name in ("sigma_x = 1", "fitted sigma_x", "per pixel"):
+        line = line_starting(text, name)
+        estimates = re.findall(rf"({NUMBER}) \+- ({NUMBER})", line)
+        assert len(estimates) == 3, line
+        mean, spread = numbers(line)[-2:]
+        rows[name] = ([(float(v), float(e)) for v, e in estimates], mean, spread)
+    one, fitted, pixel = rows.values()
+    assert 0 < one[1] < 0.005, one
+    assert abs(fitted[1]) < abs(one[1]), (fitted, one)
+    assert 0.005 < pixel[1] < 0.03 and pixel[2] < pixel[1], pixel
+    assert all(value > 2.5 * error for value, error in pixel[0]), pixel
+
+
+def test_04_an_all_black_image_is_more_likely_than_the_training_images(out04):
+    """ae04-text-more-likely: "the black image ... is more likely than most of the
+    training images, by every decoder, and reconstruction error too calls it more normal
+    than most of them; blurring the T-shirts also makes them more likely." """
+    text = out04["ae04-code-more-likely"]["text"]
+    means = {
+        name: numbers(line_starting(text, name))
+        for name in ("training T-shirts", "normal test images", "the same, blurred", "an all-black")
+    }
+    assert all(len(row) == 3 for row in means.values()), means
+    for column in range(3):
+        assert means["the same, blurred"][column] < means["normal test images"][column]
+        assert means["an all-black"][column] < means["training T-shirts"][column]
+    for row in ("sigma_x = 1", "fitted sigma_x", "fitted, one per pixel", "by reconstruction"):
+        share = numbers(line_with(text, row, "%"))[-1]
+        assert share > 50, f"more likely than most training images: {row} {share}%"
