@@ -101,3 +101,50 @@ def test_make_installs_with_the_lock():
     assert f"LOCK := {lock}" in makefile
     assert '-e ".[course,dev]" -c $(LOCK)' in makefile
     assert "-r $(LOCK)" in makefile
+
+
+@pytest.mark.slow
+def test_make_release_on_a_fresh_copy_needs_no_activation(tmp_path):
+    """`make release` in a copy of the repository (the course environment linked in, PATH
+    without it, as in a new shell): release/hw8/ gets the notebooks and the wheel, the
+    source folder no wheel; a failing step ends with one line that says what to do and
+    leaves no new gradebook.db."""
+    import os
+    import shutil
+    import subprocess
+
+    if shutil.which("make") is None or not (ROOT / ".venv" / ".installed").exists():
+        pytest.skip("needs make and the course environment (.venv)")
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    copy = tmp_path / "clone"
+    for name in tracked:
+        if (ROOT / name).is_file():
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, copy / name)
+    (copy / ".venv").symlink_to(ROOT / ".venv")
+    venv_bin = str(ROOT / ".venv" / "bin")
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != venv_bin)
+    env = {**os.environ, "PATH": path}
+    env.pop("VIRTUAL_ENV", None)
+    make = ["make", "-o", ".venv/.installed", "release"]  # the linked environment stays as is
+
+    result = subprocess.run(make, cwd=copy, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    release = sorted(p.name for p in (copy / "release" / "hw8").iterdir())
+    notebooks = sorted(p.name for p in (ROOT / "notebooks" / "hw8").glob("*.ipynb"))
+    assert [n for n in release if n.endswith(".ipynb")] == notebooks
+    assert [n for n in release if n.endswith(".whl")] == ["hw8-0.1.0-py3-none-any.whl"]
+    assert not list((copy / "notebooks" / "hw8").glob("*.whl"))
+    assert "make release: release/hw8/ holds" in result.stdout
+
+    shutil.rmtree(copy / "release")
+    (copy / "gradebook.db").unlink()
+    (copy / "release").write_text("a file where nbgrader wants a folder")
+    result = subprocess.run(make, cwd=copy, env=env, capture_output=True, text=True)
+    assert result.returncode != 0
+    ours = [line for line in result.stderr.splitlines() if line.startswith("make release failed")]
+    assert ours == ["make release failed: nbgrader could not make release/hw8 (its log is above)"]
+    assert result.stderr.strip().splitlines()[-2] == ours[0]  # then only make's own line
+    assert not (copy / "gradebook.db").exists()
