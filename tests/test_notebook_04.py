@@ -83,6 +83,24 @@ LOG_PX = -4.3013
 # ----------------------------------------------------------------------------- section 3
 
 
+def test_04_gap_equals_the_kl_to_the_posterior_up_to_monte_carlo_error(out04):
+    """ae04-text-gap-is-kl: "The last two columns should agree up to Monte Carlo error";
+    the model answer of question 1: a posterior correlation "about -0.84" and a best
+    diagonal q that "keeps a positive KL (about 0.6 nats here)". The allowed error is
+    three standard errors of a 100,000-sample ELBO estimate (log-weights of standard
+    deviation about 16 for the prior, 0.8 for the mean-field q)."""
+    text = out04["ae04-code-gap-is-kl"]["text"]
+    allowed = {"prior N(0, I)": 0.15, "mean-field (diagonal)": 0.01, "true posterior": 1e-4}
+    for name, tolerance in allowed.items():
+        elbo, gap, kl = numbers(line_starting(text, name).removeprefix(name))
+        assert gap == pytest.approx(LOG_PX - elbo, abs=1e-4)
+        assert abs(gap - kl) < tolerance, (name, gap, kl)
+    assert numbers(line_starting(text, "mean-field (diagonal)"))[-1] == pytest.approx(0.6, abs=0.05)
+    posterior = out04["ae04-code-posterior-of-x"]["text"]
+    variance_1, covariance, _, variance_2 = numbers(posterior.split("covariance")[1])
+    assert covariance / math.sqrt(variance_1 * variance_2) == pytest.approx(-0.84, abs=0.01)
+
+
 def test_04_encoder_steps_half_go_the_wrong_way_late_and_more_samples_wander_less(out04):
     """ae04-text-training-steps: "The exact ELBO climbs in the first steps, where the
     gradient is large and few steps go the wrong way. Then the gap levels off above the
@@ -194,7 +212,8 @@ def test_04_vae_loss_prints_the_constant_it_includes(out04):
 def test_04_iwae_bounds_of_the_trained_vae_never_fall_with_k(out04):
     """ae04-text-vae-bounds: "bounds that never fall as k grows ... averaged over hundreds
     of images the printed ones do not either ... the anomalies' bound climbing
-    further". (Moved from test_teaching_03_04.py, now at student length.)"""
+    further", "most of the rise at small k". (Moved from test_teaching_03_04.py, now at
+    student length.)"""
     text = out04["ae04-code-vae-bounds"]["text"]
     rows = re.findall(rf"^\s*(\d+)\s+({NUMBER})\s+({NUMBER})$", text, re.MULTILINE)
     ks = [int(k) for k, _, _ in rows]
@@ -203,8 +222,14 @@ def test_04_iwae_bounds_of_the_trained_vae_never_fall_with_k(out04):
         values = [float(row[column]) for row in rows]
         assert all(b >= a for a, b in zip(values, values[1:], strict=False)), values
         assert values[-1] > values[0]
-    normal_rise, anomaly_rise = numbers(text.split("L_100 - L_1:")[1])
+    normal_rise, anomaly_rise = numbers(line_starting(text, "L_100 - L_1:").split(":")[1])
     assert anomaly_rise > normal_rise > 0, text
+    seeds = line_starting(text, "over 3 training seeds")
+    normal_mean, normal_spread, anomaly_mean, anomaly_spread = numbers(seeds)[-4:]
+    assert normal_mean > 0 and anomaly_mean - normal_mean > anomaly_spread + normal_spread, seeds
+    for column in (1, 2):  # "most of the rise at small k": more up to k = 10 than after it
+        bound = {int(row[0]): float(row[column]) for row in rows}
+        assert bound[10] - bound[1] > bound[100] - bound[10], bound
 
 
 # ----------------------------------------------------------------------------- section 6
