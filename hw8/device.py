@@ -1,7 +1,7 @@
 """Device choice, CPU threads and seeding: the same code runs on CPU, CUDA and Apple MPS.
 
-**CPU threads.** PyTorch starts one thread per core of the machine, whatever this process
-may actually use. hw8 changes that without any setting by the student:
+**CPU threads.** PyTorch's own thread count ignores a container's CPU quota and the other
+jobs on the machine. hw8 changes that without any setting by the student:
 
 - when hw8 is imported, PyTorch's threads are capped at the CPUs this process may run on
   (its affinity mask, ``os.sched_getaffinity``, and a container's CPU quota, the cgroup's
