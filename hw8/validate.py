@@ -414,6 +414,8 @@ def execute(path: Path, timeout: int):
     )
     # The kernel's own log (ipykernel's warnings about its transport, the debugger's) is
     # not the student's business: it goes nowhere, each cell's error comes back anyway.
+    for name, value in KERNEL_ENV.items():  # also here: not every jupyter_client passes env
+        os.environ.setdefault(name, value)
     try:
         client.execute(env={**os.environ, **KERNEL_ENV}, stderr=subprocess.DEVNULL)
     except NoSuchKernel as error:
