@@ -119,6 +119,9 @@ def test_03_beta_sweep_shows_units_switching_off_as_beta_grows(out03):
     notebook's own output.)"""
     out = out03["ae03-code-beta-sweep"]
     assert out["images"] == 1 and out03["ae03-code-latent-grid"]["images"] == 1
+    # ae03-text-latent-grid: probabilities 0.05 ... 0.95 through the inverse normal CDF
+    grid = out03["ae03-code-latent-grid"]["text"]
+    assert "grid values per axis: -1.64 ... 1.64 (15 values)" in grid, grid
     rows = table(out["text"])
     low, middle, high = (rows[f"beta = {beta}"] for beta in ("0.1", "1.0", "4.0"))
     assert low["active"] == low["active_kl"] == 16, low
