@@ -1,0 +1,312 @@
+"""Notebook 05 (the HW8 task) says what it prints.
+
+Every statement of 05's text about its printed numbers (a choice, X beats Y by so many
+standard errors, a level passed) is asserted here on the notebook's own output, run once
+per module at the length students run it (no ``HW8_QUICK``, not autograding), with its
+test cells left out. The module also checks, from the source, the facts those statements
+lean on (the sample's 50 optimiser steps, the k of the latent neighbours, both ReLU heads
+of the sample vae). The graded exercises themselves are tested by the notebook's own
+test cells (tests/test_notebooks.py, benchmarks/rerun_tests.py) and the nbgrader round
+trip (tests/test_nbgrader.py).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from hw8.leaderboard import BUNDLED_THRESHOLDS
+from hw8.settings import SAMPLE_BATCH_SIZE, SAMPLE_EPOCHS
+
+ROOT = Path(__file__).resolve().parents[1]
+NB05 = ROOT / "notebooks" / "hw8" / "05_anomaly_detection.ipynb"
+NUMBER = r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
+MODELS = ("fcn", "cnn", "vae")
+CANDIDATES = (
+    "reconstruction error",
+    "central 20x20",
+    "standardised",
+    "standardised, central 20x20",
+    "latent neighbours",
+)
+
+
+def source(cell_id: str) -> str:
+    (found,) = [cell.source for cell in nbformat.read(NB05, 4).cells if cell.id == cell_id]
+    return found
+
+
+def prose(cell_id: str) -> str:
+    """A cell's source with every run of white space (line breaks too) as one space."""
+    return " ".join(source(cell_id).split())
+
+
+def run_at_student_length(path: Path, tmp_path: Path) -> dict[str, str]:
+    """Run every cell but the test cells as a student runs them (full training: neither
+    ``HW8_QUICK`` nor the autograder set); the printed text (stdout) of each cell by id."""
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    nb.cells = [cell for cell in nb.cells if "-test-" not in cell.id]
+    saved = {key: os.environ.pop(key, None) for key in ("HW8_QUICK", "NBGRADER_EXECUTION")}
+    try:
+        NotebookClient(nb, timeout=900, resources={"metadata": {"path": str(tmp_path)}}).execute()
+    finally:
+        os.environ.update({key: value for key, value in saved.items() if value is not None})
+    return {
+        cell.id: "".join(
+            out.get("text", "")
+            for out in cell.outputs
+            if out.output_type == "stream" and out.name == "stdout"
+        )
+        for cell in nb.cells
+        if cell.cell_type == "code"
+    }
+
+
+def numbers(line: str) -> list[float]:
+    return [float(value) for value in re.findall(NUMBER, line)]
+
+
+def line_starting(text: str, start: str) -> str:
+    found = [line for line in text.splitlines() if line.strip().startswith(start)]
+    assert found, f"no line starting with {start!r} in:\n{text}"
+    return found[0]
+
+
+def blocks(text: str) -> dict[str, list[str]]:
+    """The lines printed for each sample model: a block starts with the model's name."""
+    found: dict[str, list[str]] = {}
+    current = None
+    for line in text.splitlines():
+        head = line.split(":")[0].split(" (")[0]
+        if not line.startswith(" ") and head in MODELS:
+            current = found.setdefault(head, [line])
+        elif current is not None and line.startswith("  "):
+            current.append(line)
+        else:
+            current = None
+    assert set(found) == set(MODELS), f"expected a block per sample model in:\n{text}"
+    return found
+
+
+def fit_table(text: str) -> dict[str, dict]:
+    """ae05-code-choose-fit: per model the two mean squared errors, the two AUCs, the
+    difference held-out minus training with its standard error, and the choice."""
+    table = {}
+    for model, lines in blocks(text).items():
+        train_mse, _, held_mse, _ = numbers(lines[0].split(":", 1)[1])
+        block = "\n".join(lines)
+        (train_auc,) = numbers(line_starting(block, "standardised, fitted on the training"))
+        held_auc, gap, se = numbers(line_starting(block, "standardised, fitted on the held"))
+        choice = line_starting(block, "-> choose_fit").split(":", 1)[1].strip()
+        table[model] = {
+            "mse": (train_mse, held_mse),
+            "auc": (train_auc, held_auc),
+            "gap": (gap, se),
+            "choice": choice,
+        }
+    return table
+
+
+def score_table(text: str) -> dict[str, dict]:
+    """ae05-code-compare-scores: per model the codes' size and share of zeros, the AUC of
+    every candidate with its difference to the reconstruction error (and standard error),
+    and the choice."""
+    table = {}
+    for model, lines in blocks(text).items():
+        codes = re.search(rf"codes of (\d+) numbers, ({NUMBER})% of them 0", lines[0])
+        size, zeros = int(codes.group(1)), float(codes.group(2))
+        rows = {}
+        for line in lines[1:]:
+            label = line.strip()
+            if label.startswith("->"):
+                continue
+            name = next(c for c in sorted(CANDIDATES, key=len, reverse=True) if label.startswith(c))
+            values = numbers(label[len(name) :])
+            rows[name] = {"auc": values[0], "gap": tuple(values[1:3]) if len(values) > 1 else None}
+        assert tuple(rows) == CANDIDATES, (model, rows)
+        choice = line_starting("\n".join(lines), "-> choose_score").split(":", 1)[1].strip()
+        table[model] = {"size": size, "zeros": zeros, "rows": rows, "choice": choice}
+    return table
+
+
+@pytest.fixture(scope="module")
+def out05(tmp_path_factory):
+    return run_at_student_length(NB05, tmp_path_factory.mktemp("nb05"))
+
+
+# ----------------------------------------------------------------------------- from the source
+
+
+def test_05_sample_models_take_one_optimiser_step_per_epoch_on_the_validation_split():
+    """The text's "50 optimiser steps (one batch of 2000 per epoch)" on 384 images."""
+    assert "HELD_OUT = 96" in source("ae05-code-compare-samples")
+    assert SAMPLE_BATCH_SIZE >= 480 - 96 and SAMPLE_EPOCHS == 50
+    assert "50 optimiser steps (one batch of 2000 per epoch)" in prose("ae05-text-scores-found")
+
+
+def test_05_latent_neighbours_use_the_k_the_text_and_the_model_answer_state():
+    assert "$k = 10$ nearest codes" in prose("ae05-text-better-scores")
+    assert ".topk(10, largest=False)" in source("ae05-code-compare-scores")
+    answer = prose("ae05-answer-report")
+    assert "10 nearest training codes" in answer and "5 nearest" not in answer
+    solution = source("ae05-solution-improved-scores")
+    assert "def angle_distance(reference, queries, k=10):" in solution
+
+
+def test_05_names_both_relu_heads_of_the_sample_vae():
+    text = prose("ae05-text-sample-models")
+    assert "both heads end in a ReLU" in text
+    assert "ReLU on the mean" in text and "ReLU on the log-variance" in text
+
+
+def test_05_every_standard_error_printed_comes_from_the_stated_number_of_draws():
+    assert "DRAWS = 30 if short_training() else 300" in source("ae05-code-choose-fit")
+    assert "300 bootstrap draws each" in prose("ae05-text-compare-scores")
+
+
+# ----------------------------------------------------------------------------- sections 3, 7, 8
+
+
+def sample_test_aucs(out05) -> dict[str, float]:
+    line = line_starting(out05["ae05-code-compare-samples"], "test AUC (reported once)")
+    return {name: float(value) for name, value in re.findall(rf"(\w+) ({NUMBER})", line)}
+
+
+@pytest.mark.slow
+def test_05_the_sample_models_pass_simple_and_medium_never_strong(out05):
+    """ae05-text-challenge: "The sample models reach the simple and medium baselines";
+    ae05-text-leaderboard: the strong threshold lies above every sample model, the best of
+    them the fcn at 0.9069."""
+    aucs = sample_test_aucs(out05)
+    assert set(aucs) == set(MODELS)
+    assert min(aucs.values()) >= BUNDLED_THRESHOLDS["simple"], aucs
+    assert max(aucs.values()) >= BUNDLED_THRESHOLDS["medium"], aucs
+    assert max(aucs.values()) < BUNDLED_THRESHOLDS["strong"], aucs
+    assert max(aucs, key=aucs.get) == "fcn" and aucs["fcn"] == pytest.approx(0.9069, abs=5e-4)
+    assert "the best: the sample fcn, 0.9069" in prose("ae05-text-leaderboard")
+
+
+@pytest.mark.slow
+def test_05_section_3_chooses_the_fcn_by_its_reconstruction_error(out05):
+    """ae05-text-scores-found: "the fcn's reconstruction error that section 3 chose"."""
+    text = out05["ae05-code-compare-samples"]
+    assert "chosen: fcn" in text, text
+
+
+@pytest.mark.slow
+def test_05_the_model_answer_passes_every_level_with_the_test_auc_it_states(out05):
+    """ae05-text-leaderboard: running the reference recipe passes its level; the model
+    answer: test AUC 0.945, against 0.9069 for the sample fcn."""
+    text = out05["ae05-code-challenge-scores"]
+    assert "points: 4 / 4" in text, text
+    (auc,) = numbers(line_starting(text, "ROC AUC on the bundled test split"))
+    assert auc == pytest.approx(0.945, abs=6e-4)
+    assert auc > sample_test_aucs(out05)["fcn"]
+    answer = prose("ae05-answer-report")
+    assert "measured once: 0.945" in answer and "against 0.9069 for the sample fcn" in answer
+
+
+@pytest.mark.slow
+def test_05_model_answer_quotes_the_validation_numbers_section_5_prints(out05):
+    rows = score_table(out05["ae05-code-compare-scores"])
+    cnn = rows["cnn"]["rows"]
+    answer = prose("ae05-answer-report")
+    raw, latent = cnn["reconstruction error"]["auc"], cnn["latent neighbours"]["auc"]
+    gap, se = cnn["latent neighbours"]["gap"]
+    assert f"from {raw:.3f} to {latent:.3f} on validation" in answer
+    assert f"+{gap:.3f} with a paired standard error of {se:.3f}" in answer
+    fcn = rows["fcn"]["rows"]["reconstruction error"]["auc"]
+    assert f"fcn, has {fcn:.3f} there" in answer
+
+
+# ----------------------------------------------------------------------------- section 5
+
+
+@pytest.mark.slow
+def test_05_where_to_fit_the_held_out_fit_never_wins_and_loses_for_the_fcn(out05):
+    """ae05-text-scores-found, "Where to fit": no held-out fit beats the training fit by
+    two standard errors, choose_fit keeps the training images for all three, the fcn's
+    held-out fit is lower by more than two standard errors, and the training images are
+    rebuilt no better than the held-out ones."""
+    table = fit_table(out05["ae05-code-choose-fit"])
+    for model, row in table.items():
+        gap, se = row["gap"]
+        assert gap < 2 * se, (model, row)
+        assert row["choice"] == "training images", (model, row)
+        train_auc, held_auc = row["auc"]
+        assert held_auc - train_auc == pytest.approx(gap, abs=2e-4), (model, row)
+        train_mse, held_mse = row["mse"]
+        assert train_mse >= 0.97 * held_mse, (model, row)
+    gap, se = table["fcn"]["gap"]
+    assert gap + 2 * se < 0, table["fcn"]
+
+
+@pytest.mark.slow
+def test_05_which_score_depends_on_the_model(out05):
+    """ae05-text-scores-found, "Which score depends on the model"."""
+    table = score_table(out05["ae05-code-compare-scores"])
+    fcn, cnn, vae = (table[model] for model in MODELS)
+    # fcn: no change beats the reconstruction error by 2 SE, choose_score keeps it, its
+    # latent neighbours are far worse; its code has 3 numbers
+    assert fcn["choice"] == "reconstruction error", fcn
+    for name in CANDIDATES[1:]:
+        gap, se = fcn["rows"][name]["gap"]
+        assert gap < 2 * se, (name, fcn)
+    gap, se = fcn["rows"]["latent neighbours"]["gap"]
+    assert gap < -2 * se and fcn["size"] == 3, fcn
+    # cnn: the standardised error and the latent neighbours each win by > 4 SE
+    for name in ("standardised", "latent neighbours"):
+        gap, se = cnn["rows"][name]["gap"]
+        assert gap > 4 * se, (name, cnn)
+    assert cnn["choice"] != "reconstruction error", cnn
+    # vae: standardising is the largest gain of the table; latent neighbours 0.5000 as
+    # every code is 0
+    gains = {
+        (model, name): row["gap"][0]
+        for model, entry in table.items()
+        for name, row in entry["rows"].items()
+        if row["gap"] is not None
+    }
+    model, name = max(gains, key=gains.get)
+    assert model == "vae" and name.startswith("standardised"), gains
+    gap, se = vae["rows"]["standardised"]["gap"]
+    assert gap > 4 * se, vae
+    assert vae["rows"]["latent neighbours"]["auc"] == 0.5 and vae["zeros"] == 100.0, vae
+    assert fcn["zeros"] < 100.0 and cnn["zeros"] < 100.0
+
+
+@pytest.mark.slow
+def test_05_cropping_the_raw_error_helps_none_of_the_sample_models(out05):
+    """ae05-text-scores-found: the raw error on the central window is lower than on the
+    whole image for all three models."""
+    table = score_table(out05["ae05-code-compare-scores"])
+    for model, entry in table.items():
+        gap, _se = entry["rows"]["central 20x20"]["gap"]
+        assert gap < 0, (model, entry)
+
+
+@pytest.mark.slow
+def test_05_the_best_pair_is_the_cnns_latent_neighbours_not_section_3s_choice(out05):
+    """ae05-text-scores-found, "Choose the model and the score together"."""
+    text = out05["ae05-code-compare-scores"]
+    table = score_table(text)
+    aucs = {
+        (model, name): row["auc"]
+        for model, entry in table.items()
+        for name, row in entry["rows"].items()
+    }
+    assert max(aucs, key=aucs.get) == ("cnn", "latent neighbours"), aucs
+    line = line_starting(text, "highest validation AUC")
+    assert line.startswith("highest validation AUC: cnn, latent neighbours"), line
+    auc, gap, _se = numbers(line.split("latent neighbours", 1)[1])[:1] + numbers(
+        line.split("(chosen in section 3):", 1)[1]
+    )
+    assert auc == aucs["cnn", "latent neighbours"]
+    assert gap == pytest.approx(auc - aucs["fcn", "reconstruction error"], abs=2e-4)
+    assert gap > 0
