@@ -135,6 +135,23 @@ def score_table(text: str) -> dict[str, dict]:
     return table
 
 
+def seed_table(text: str) -> dict[str, dict[str, dict]]:
+    """ae05-code-seed-spread: per model and candidate the AUC at each seed, and the mean
+    and spread over the seeds."""
+    table: dict[str, dict[str, dict]] = {}
+    for line in text.splitlines()[1:]:
+        if line.strip() in MODELS:
+            model = table.setdefault(line.strip(), {})
+            continue
+        label = line.strip()
+        name = next(c for c in sorted(CANDIDATES, key=len, reverse=True) if label.startswith(c))
+        *each, mean, spread = numbers(label[len(name) :])
+        model[name] = {"each": each, "mean": mean, "spread": spread}
+    assert set(table) == set(MODELS), text
+    assert all(tuple(rows) == CANDIDATES for rows in table.values()), table
+    return table
+
+
 @pytest.fixture(scope="module")
 def out05(tmp_path_factory):
     return run_at_student_length(NB05, tmp_path_factory.mktemp("nb05"))
@@ -310,3 +327,42 @@ def test_05_the_best_pair_is_the_cnns_latent_neighbours_not_section_3s_choice(ou
     assert auc == aucs["cnn", "latent neighbours"]
     assert gap == pytest.approx(auc - aucs["fcn", "reconstruction error"], abs=2e-4)
     assert gap > 0
+
+
+@pytest.mark.slow
+def test_05_training_seeds_move_the_auc_more_and_the_conclusions_hold_at_every_seed(out05):
+    """ae05-text-scores-found, "Training seeds move the AUC more than the validation
+    images do"."""
+    text = out05["ae05-code-seed-spread"]
+    assert "training seeds (48763, 1, 2)" in text, text
+    seeds = seed_table(text)
+    scores = score_table(out05["ae05-code-compare-scores"])
+    for model, rows in seeds.items():  # the first seed is the run printed above
+        for name, row in rows.items():
+            assert len(row["each"]) == 3, (model, name, row)
+            assert row["each"][0] == scores[model]["rows"][name]["auc"], (model, name)
+    largest_se = max(
+        [row["gap"][1] for row in fit_table(out05["ae05-code-choose-fit"]).values()]
+        + [
+            row["gap"][1]
+            for entry in scores.values()
+            for row in entry["rows"].values()
+            if row["gap"] is not None
+        ]
+    )
+    for model in ("cnn", "vae"):
+        assert seeds[model]["reconstruction error"]["spread"] > largest_se, (
+            seeds[model],
+            largest_se,
+        )
+    fcn, cnn, vae = (seeds[model] for model in MODELS)
+    for seed in range(3):
+        raw = {model: seeds[model]["reconstruction error"]["each"][seed] for model in MODELS}
+        assert max(raw, key=raw.get) == "fcn", (seed, raw)
+        for name in ("standardised", "latent neighbours"):
+            assert cnn[name]["each"][seed] > cnn["reconstruction error"]["each"][seed], (seed, cnn)
+        assert vae["latent neighbours"]["each"][seed] == 0.5, vae
+    for name in CANDIDATES[1:]:
+        gain = fcn[name]["mean"] - fcn["reconstruction error"]["mean"]
+        assert gain < fcn[name]["spread"], (name, fcn)
+    assert len(set(vae["standardised"]["each"])) == 1 and vae["standardised"]["spread"] == 0
