@@ -165,14 +165,13 @@ def test_three_seeds_and_the_table_is_consistent(out02, psnr):
 
 @pytest.mark.slow
 def test_the_plain_ae_removes_much_of_the_pixel_noise(psnr):
-    """ae02-text-denoising-question: the plain AE's output is much closer to the clean image
-    than the corrupted input; the model answer: 'its PSNR rises from 11-14 dB at the input
-    to 17-19 dB at the output' (pixel noise)."""
-    for name in CORRUPTIONS:
-        row = psnr[LATE][name]
-        assert row["plain"].mean > row["input"] + 2, (name, row)
+    """ae02-text-denoising-question: on pixel noise the plain AE's output is much closer to
+    the clean image than the corrupted input (less than half its squared error: more
+    than 3 dB); ae02-text-psnr-result: the plain AE 'already drops most of it'; the model
+    answer: 'its PSNR rises from 11-14 dB at the input to 17-19 dB at the output'."""
     for name in PIXEL_NOISE:
         row = psnr[LATE][name]
+        assert row["plain"].mean > row["input"] + 3, (name, row)
         assert 10.5 <= row["input"] < 14.5 and 16.5 <= row["plain"].mean < 19.5, (name, row)
 
 
@@ -205,7 +204,8 @@ def test_matched_beats_mixed_on_every_corruption(psnr):
 def test_the_matched_lead_grows_with_training(psnr):
     """'From 5 to 15 epochs the lead of the matched DAE over the plain AE grows on every
     corruption. The plain AE keeps improving on clean images, but less on corrupted
-    ones.'"""
+    ones' (so what each corruption costs it grows: the model answer's 'also reproduces
+    more of the corruption')."""
     early, late = psnr[EARLY], psnr[LATE]
     clean_gain = late["clean"]["plain"].mean - early["clean"]["plain"].mean
     assert clean_gain > 0.5, clean_gain
