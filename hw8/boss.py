@@ -38,13 +38,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from hw8.anomaly import rank_average
 from hw8.datasets import AnomalyTask, iterate_batches, to_device
 from hw8.device import resolve_device, seed_everything
 from hw8.models import Autoencoder, WideFCN, crop, pad_to_multiple
-from hw8.runmode import quick_mode
+from hw8.runmode import progress_bar, quick_mode
 from hw8.settings import SAMPLE_SEED
 from hw8.train import TrainingError, train_steps
 
@@ -166,7 +165,8 @@ def fit(
     optimizer = torch.optim.Adam(model.parameters(), lr=peak_lr / 3)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, peak_lr, total_steps=steps)
     batch_size = min(batch_size, len(data))
-    with tqdm(total=steps, disable=not progress, desc=f"boss {model.name}", unit="step") as bar:
+    bar = progress_bar(total=steps, disable=not progress, desc=f"boss {model.name}", unit="step")
+    with bar:
         loss = train_steps(
             model, optimizer, data, batch_size, generator, steps, schedule=schedule, bar=bar
         )

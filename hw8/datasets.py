@@ -139,6 +139,29 @@ def load_bundled() -> LabelledImages:
             )
 
 
+DIGITS_TRAIN_FRACTION = 0.5
+
+
+def load_digits(seed: int = 0) -> LabelledImages:
+    """scikit-learn's bundled handwritten digits (UCI): 1,797 images, 8x8x1, classes 0-9.
+
+    A second real image set that ships with an installed package. Its 17 grey levels are
+    scaled to 0-255; the images are split (seeded, stratified by digit) into halves for
+    training and testing, since the set comes without a split.
+    """
+    from sklearn.datasets import load_digits as sklearn_digits  # late: sklearn is heavy
+
+    bunch = sklearn_digits()
+    images = np.rint(bunch.images * (255 / 16)).clip(0, 255).astype(np.uint8)[..., None]
+    labels = bunch.target.astype(np.int64)
+    rng = np.random.default_rng(seed)
+    train = np.zeros(len(labels), dtype=bool)
+    for digit in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == digit))
+        train[members[: round(len(members) * DIGITS_TRAIN_FRACTION)]] = True
+    return LabelledImages(images[train], labels[train], images[~train], labels[~train])
+
+
 def read_idx(path: Path) -> np.ndarray:
     """Read one gzipped IDX file (the Fashion-MNIST format) into a uint8 array."""
     path = Path(path)
@@ -414,16 +437,18 @@ def load_task(
     extra_test_normals: int = 0,
     validation: bool = False,
 ) -> AnomalyTask:
-    """Load a task by dataset name: ``bundled``, ``fashion-mnist`` or ``hw8``.
+    """Load a task by dataset name: ``bundled``, ``fashion-mnist``, ``digits`` or ``hw8``.
 
     ``anomaly_fraction`` and ``extra_test_normals`` are passed to :func:`one_class_task`.
     With ``validation=True`` the result is the task's labelled validation split
     (:func:`validation_task`): trained on most of the normal training images, tested on
     the rest of them and on training images of the other classes, never on a test image.
     """
-    if dataset in ("bundled", "fashion-mnist"):
+    if dataset in ("bundled", "fashion-mnist", "digits"):
         if dataset == "bundled":
             data = load_bundled()
+        elif dataset == "digits":
+            data = load_digits()
         else:
             data = load_fashion_mnist(data_dir or DEBIAN_FASHION_MNIST_DIR)
         split = validation_task if validation else one_class_task

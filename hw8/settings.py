@@ -14,7 +14,7 @@ SAMPLE_LR = 1e-3
 SAMPLE_BATCH_SIZE = 2000
 SAMPLE_EPOCHS = 50
 
-DATASET_NAMES = ("bundled", "fashion-mnist", "hw8")  # hw8.datasets.load_task
+DATASET_NAMES = ("bundled", "fashion-mnist", "digits", "hw8")  # hw8.datasets.load_task
 SCORE_METRICS = ("l2", "mse", "l1")  # hw8.anomaly.reconstruction_scores
 
 

@@ -117,7 +117,7 @@ def environments() -> dict[str, Environment]:
             "lowest",
             "the lowest versions pyproject.toml declares: "
             + ", ".join(f"{n} {v}" for n, v in lowest.items() if n != "torch"),
-            (*lowest_runtime, *tools_from_lock()),
+            (*lowest_runtime, *tools_from_lock([n for n in TEST_TOOLS if n not in lowest])),
         ),
     }
 

@@ -119,17 +119,23 @@ PLANTS: dict[str, list[Plant]] = {
         Plant(
             solution="ae04-solution-iwae-bound",
             source="""
-                def iwae_bound(x, W, b, s, q_mean, q_scale_tril, K, num_estimates=1000,
-                               generator=None):
-                    eps = torch.randn(num_estimates, K, q_mean.shape[-1], generator=generator,
-                                      dtype=q_mean.dtype).to(q_mean.device)
-                    z = q_mean + eps @ q_scale_tril.T
-                    log_q = MultivariateNormal(q_mean, scale_tril=q_scale_tril).log_prob(z)
-                    return (log_joint(x, z, W, b, s) - log_q).mean()
+                def iwae_bound(log_weight, K, num_estimates=1000, generator=None):
+                    return log_weight((num_estimates, K), generator).mean(dim=(0, 1))
             """,
             test="ae04-test-iwae-bound",
             points=3,
             what="IWAE that averages the log-weights (the ELBO again) instead of the weights",
+        ),
+        Plant(
+            solution="ae04-solution-decoder-variance",
+            source="""
+                def fit_decoder_variance(x, x_hat, per_pixel=False):
+                    squared = (x - x_hat).pow(2)
+                    return squared.mean(dim=0) if per_pixel else squared.flatten(1).sum(1).mean()
+            """,
+            test="ae04-test-decoder-variance",
+            points=2,
+            what="the squared error summed over the pixels instead of averaged",
         ),
         Plant(
             solution="ae04-solution-elbo-estimate",
@@ -214,6 +220,17 @@ PLANTS: dict[str, list[Plant]] = {
             test="ae05-test-standardized-scores",
             points=2,
             what="divides by the variance instead of the standard deviation",
+        ),
+        Plant(
+            solution="ae05-solution-choose-score",
+            source="""
+                def choose_score(labels, candidate_scores, k=2.0, draws=1000):
+                    aucs = {n: roc_auc(labels, s) for n, s in candidate_scores.items()}
+                    return max(aucs, key=aucs.get)
+            """,
+            test="ae05-test-choose-score",
+            points=3,
+            what="picks the highest validation AUC and ignores its standard error",
         ),
         # improved_scores that hands in the package's recipe: each of the four leaderboard
         # cells gives 0 (the handed-in file has AUC 1, so only the own-method check fails)

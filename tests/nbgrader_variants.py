@@ -184,17 +184,11 @@ ALTERNATIVES: dict[str, dict[str, list[Variant]]] = {
             Variant(
                 "ae04-solution-iwae-bound",
                 """
-                def iwae_bound(x, W, b, s, q_mean, q_scale_tril, K, num_estimates=1000,
-                               generator=None):
-                    d = q_mean.shape[-1]
-                    eps = torch.randn((num_estimates, K, d), generator=generator,
-                                      device=q_mean.device, dtype=q_mean.dtype)
-                    z = q_mean + torch.einsum("ij,nkj->nki", q_scale_tril, eps)
-                    log_q = MultivariateNormal(q_mean, scale_tril=q_scale_tril).log_prob(z)
-                    log_w = log_joint(x, z, W, b, s) - log_q
-                    return log_w.logsumexp(dim=1).mean() - math.log(K)
+                def iwae_bound(log_weight, K, num_estimates=1000, generator=None):
+                    log_w = log_weight((num_estimates, K), generator)
+                    return log_w.logsumexp(dim=1).mean(dim=0) - math.log(K)
                 """,
-                "einsum for L eps, log K subtracted after the mean",
+                "log K subtracted after the mean",
             ),
         ],
         "05_anomaly_detection": [
@@ -249,7 +243,7 @@ ALTERNATIVES: dict[str, dict[str, list[Variant]]] = {
                 """
                 def standardized_scores(train_errors, test_errors, floor=1e-3):
                     sigma = torch.std(train_errors, dim=0, unbiased=True)
-                    z = test_errors / (sigma + floor)
+                    z = (test_errors - train_errors.mean(dim=0)) / (sigma + floor)
                     return torch.einsum("md,md->m", z, z)
                 """,
                 "torch.std and einsum",
@@ -482,9 +476,9 @@ ALTERNATIVES: dict[str, dict[str, list[Variant]]] = {
                 "ae05-solution-standardized-scores",
                 """
                 def standardized_scores(train_errors, test_errors, floor=1e-3):
-                    centred = train_errors - train_errors.mean(dim=0, keepdim=True)
-                    spread = centred.pow(2).mean(dim=0).sqrt()  # N in the denominator
-                    return torch.sum(test_errors**2 / (spread + floor) ** 2, dim=-1)
+                    centre = train_errors.mean(dim=0, keepdim=True)
+                    spread = (train_errors - centre).pow(2).mean(dim=0).sqrt()  # N, not N - 1
+                    return torch.sum((test_errors - centre) ** 2 / (spread + floor) ** 2, dim=-1)
                 """,
                 "population std (N, not N - 1), squares divided",
             ),

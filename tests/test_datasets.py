@@ -282,3 +282,16 @@ def test_the_grader_never_depends_on_its_own_folders(tmp_path, monkeypatch, caps
     assert datasets.find_hw8_dir(where="local") is None  # no search while grading
     assert datasets.find_hw8_dir(tmp_path / "students-own-path") is None
     assert "bundled task is used" in capsys.readouterr().out
+
+
+def test_digits_is_a_second_real_image_set_in_the_hw8_format(tmp_path):
+    from hw8.datasets import export_hw8, load_digits, load_task
+
+    data = load_digits()
+    assert data.train_images.shape[1:] == (8, 8, 1) and data.train_images.dtype == np.uint8
+    assert len(data.train_images) + len(data.test_images) == 1797
+    assert data.train_images.max() == 255
+    task = load_task("digits", normal_classes=(3,))
+    assert task.test_labels.mean() == 0.5
+    files = export_hw8(task, tmp_path)
+    assert np.load(files[0]).shape == (len(task.train_images), 64, 64, 3)
