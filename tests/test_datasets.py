@@ -43,7 +43,7 @@ def test_normal_class_out_of_range_is_refused(bundled, classes):
 
 
 def test_unknown_dataset_lists_the_valid_names():
-    with pytest.raises(DataError, match="bundled, fashion-mnist, hw8"):
+    with pytest.raises(DataError, match="bundled, fashion-mnist, digits, hw8"):
         datasets.load_task("mnist")
 
 
