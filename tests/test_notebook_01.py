@@ -9,14 +9,14 @@ fails when a change makes the output stop supporting its sentence.
 from __future__ import annotations
 
 import math
-import os
 import re
-import time
 from pathlib import Path
 
 import nbformat
 import pytest
 import torch
+from notebook_outputs import line_starting, run_at_student_length
+from notebook_outputs import numbers as numbers_with
 
 ROOT = Path(__file__).resolve().parents[1]
 NB01 = ROOT / "notebooks" / "hw8" / "01_vanilla_autoencoder.ipynb"
@@ -25,43 +25,12 @@ NEW_TEXT_CELLS = ("ae01-text-stable-bce", "ae01-text-bce-training")
 NUMBER = r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:e[-+]?\d+)?|nan"
 
 
+def numbers(line: str) -> list[float]:
+    return numbers_with(line, NUMBER)
+
+
 def cells(path: Path = NB01) -> dict:
     return {cell.id: cell for cell in nbformat.read(path, as_version=4).cells}
-
-
-def run_at_student_length(path: Path, tmp_path: Path) -> dict[str, dict]:
-    """Run every cell but the test cells, as a student does (neither ``HW8_QUICK`` nor
-    nbgrader's autograde shortens training); per cell id its stdout and its images."""
-    from nbclient import NotebookClient
-
-    nb = nbformat.read(path, as_version=4)
-    nb.cells = [cell for cell in nb.cells if "-test-" not in cell.id]
-    saved = {key: os.environ.pop(key, None) for key in ("HW8_QUICK", "NBGRADER_EXECUTION")}
-    start = time.perf_counter()
-    try:
-        NotebookClient(nb, timeout=900, resources={"metadata": {"path": str(tmp_path)}}).execute()
-    finally:
-        os.environ.update({key: value for key, value in saved.items() if value is not None})
-    result = {"seconds": time.perf_counter() - start}
-    for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
-        # stdout only: progress bars go to stderr
-        streams = [o for o in cell.outputs if o.output_type == "stream" and o.name == "stdout"]
-        text = "".join(o.get("text", "") for o in streams)
-        images = sum("image/png" in o.get("data", {}) for o in cell.outputs)
-        result[cell.id] = {"text": text, "images": images}
-    return result
-
-
-def numbers(line: str) -> list[float]:
-    return [float(value) for value in re.findall(NUMBER, line)]
-
-
-def line_starting(text: str, start: str) -> str:
-    found = [line for line in text.splitlines() if line.strip().startswith(start)]
-    assert found, f"no line starting with {start!r} in:\n{text}"
-    return found[0]
 
 
 @pytest.fixture(scope="module")

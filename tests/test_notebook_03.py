@@ -9,55 +9,27 @@ message that names it, heads written another way must pass.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 import nbformat
 import pytest
 import torch
+from notebook_outputs import numbers as numbers_with
+from notebook_outputs import run_at_student_length
 
 ROOT = Path(__file__).resolve().parents[1]
 NB03 = ROOT / "notebooks" / "hw8" / "03_variational_autoencoder.ipynb"
 NUMBER = r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?"
 
 
-def run_without_tests(path: Path, tmp_path: Path) -> dict[str, dict]:
-    """Run every cell but the test cells, at student length; per cell id its stdout and images."""
-    from nbclient import NotebookClient
-
-    nb = nbformat.read(path, as_version=4)
-    nb.cells = [cell for cell in nb.cells if "-test-" not in cell.id]
-    cleared = ("HW8_QUICK", "NBGRADER_EXECUTION")
-    saved = {key: os.environ.pop(key, None) for key in cleared}
-    saved_path = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), saved_path]))
-    try:
-        NotebookClient(nb, timeout=600, resources={"metadata": {"path": str(tmp_path)}}).execute()
-    finally:
-        for key, value in [*saved.items(), ("PYTHONPATH", saved_path)]:
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    result = {}
-    for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
-        streams = [o for o in cell.outputs if o.output_type == "stream" and o.name == "stdout"]
-        text = "".join(o.get("text", "") for o in streams)
-        images = sum("image/png" in o.get("data", {}) for o in cell.outputs)
-        result[cell.id] = {"text": text, "images": images}
-    return result
+def numbers(line: str) -> list[float]:
+    return numbers_with(line, NUMBER)
 
 
 @pytest.fixture(scope="module")
 def out03(tmp_path_factory):
-    return run_without_tests(NB03, tmp_path_factory.mktemp("nb03"))
-
-
-def numbers(line: str) -> list[float]:
-    return [float(value) for value in re.findall(NUMBER, line)]
+    return run_at_student_length(NB03, tmp_path_factory.mktemp("nb03"))
 
 
 ROW = re.compile(

@@ -10,62 +10,28 @@ the text beside it; the sentence is quoted in the test's docstring.
 from __future__ import annotations
 
 import math
-import os
 import re
 from pathlib import Path
 
-import nbformat
 import pytest
+from notebook_outputs import line_starting, run_at_student_length
+from notebook_outputs import numbers as numbers_with
 
 ROOT = Path(__file__).resolve().parents[1]
 NB04 = ROOT / "notebooks" / "hw8" / "04_elbo.ipynb"
 NUMBER = r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?"
 
+
+def numbers(line: str) -> list[float]:
+    return numbers_with(line, NUMBER)
+
+
 pytestmark = pytest.mark.slow
-
-
-def run_without_tests(path: Path, tmp_path: Path) -> dict[str, dict]:
-    """Run every cell but the test cells, at student length; per cell id its stdout and images."""
-    from nbclient import NotebookClient
-
-    nb = nbformat.read(path, as_version=4)
-    nb.cells = [cell for cell in nb.cells if "-test-" not in cell.id]
-    cleared = ("HW8_QUICK", "NBGRADER_EXECUTION")
-    saved = {key: os.environ.pop(key, None) for key in cleared}
-    saved_path = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), saved_path]))
-    try:
-        NotebookClient(nb, timeout=600, resources={"metadata": {"path": str(tmp_path)}}).execute()
-    finally:
-        for key, value in [*saved.items(), ("PYTHONPATH", saved_path)]:
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    result = {}
-    for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
-        streams = [o for o in cell.outputs if o.output_type == "stream" and o.name == "stdout"]
-        text = "".join(o.get("text", "") for o in streams)
-        images = sum("image/png" in o.get("data", {}) for o in cell.outputs)
-        result[cell.id] = {"text": text, "images": images}
-    return result
 
 
 @pytest.fixture(scope="module")
 def out04(tmp_path_factory):
-    return run_without_tests(NB04, tmp_path_factory.mktemp("nb04"))
-
-
-def numbers(line: str) -> list[float]:
-    return [float(value) for value in re.findall(NUMBER, line)]
-
-
-def line_starting(text: str, start: str) -> str:
-    found = [line for line in text.splitlines() if line.strip().startswith(start)]
-    assert found, f"no line starting with {start!r} in:\n{text}"
-    return found[0]
+    return run_at_student_length(NB04, tmp_path_factory.mktemp("nb04"))
 
 
 def line_with(text: str, start: str, inside: str) -> str:

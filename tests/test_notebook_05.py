@@ -12,12 +12,13 @@ trip (tests/test_nbgrader.py).
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 import nbformat
 import pytest
+from notebook_outputs import line_starting, run_at_student_length
+from notebook_outputs import numbers as numbers_with
 
 from hw8.leaderboard import BUNDLED_THRESHOLDS
 from hw8.settings import SAMPLE_BATCH_SIZE, SAMPLE_EPOCHS
@@ -25,6 +26,12 @@ from hw8.settings import SAMPLE_BATCH_SIZE, SAMPLE_EPOCHS
 ROOT = Path(__file__).resolve().parents[1]
 NB05 = ROOT / "notebooks" / "hw8" / "05_anomaly_detection.ipynb"
 NUMBER = r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
+
+
+def numbers(line: str) -> list[float]:
+    return numbers_with(line, NUMBER)
+
+
 MODELS = ("fcn", "cnn", "vae")
 CANDIDATES = (
     "reconstruction error",
@@ -43,39 +50,6 @@ def source(cell_id: str) -> str:
 def prose(cell_id: str) -> str:
     """A cell's source with every run of white space (line breaks too) as one space."""
     return " ".join(source(cell_id).split())
-
-
-def run_at_student_length(path: Path, tmp_path: Path) -> dict[str, str]:
-    """Run every cell but the test cells as a student runs them (full training: neither
-    ``HW8_QUICK`` nor the autograder set); the printed text (stdout) of each cell by id."""
-    from nbclient import NotebookClient
-
-    nb = nbformat.read(path, as_version=4)
-    nb.cells = [cell for cell in nb.cells if "-test-" not in cell.id]
-    saved = {key: os.environ.pop(key, None) for key in ("HW8_QUICK", "NBGRADER_EXECUTION")}
-    try:
-        NotebookClient(nb, timeout=900, resources={"metadata": {"path": str(tmp_path)}}).execute()
-    finally:
-        os.environ.update({key: value for key, value in saved.items() if value is not None})
-    return {
-        cell.id: "".join(
-            out.get("text", "")
-            for out in cell.outputs
-            if out.output_type == "stream" and out.name == "stdout"
-        )
-        for cell in nb.cells
-        if cell.cell_type == "code"
-    }
-
-
-def numbers(line: str) -> list[float]:
-    return [float(value) for value in re.findall(NUMBER, line)]
-
-
-def line_starting(text: str, start: str) -> str:
-    found = [line for line in text.splitlines() if line.strip().startswith(start)]
-    assert found, f"no line starting with {start!r} in:\n{text}"
-    return found[0]
 
 
 def blocks(text: str) -> dict[str, list[str]]:
@@ -154,7 +128,8 @@ def seed_table(text: str) -> dict[str, dict[str, dict]]:
 
 @pytest.fixture(scope="module")
 def out05(tmp_path_factory):
-    return run_at_student_length(NB05, tmp_path_factory.mktemp("nb05"))
+    result = run_at_student_length(NB05, tmp_path_factory.mktemp("nb05"))
+    return {key: value["text"] for key, value in result.items() if key != "seconds"}
 
 
 # ----------------------------------------------------------------------------- from the source
