@@ -15,6 +15,7 @@ from hw8.device import seed_everything
 from hw8.models import Autoencoder
 from hw8.train import train
 
+
 def test_train_calls_on_epoch_after_every_epoch():
     class Tiny(Autoencoder):
         name = "tiny"
