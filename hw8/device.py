@@ -10,9 +10,8 @@ jobs on the machine. hw8 changes that without any setting by the student:
   processes keep busy at that moment (measured over a fifth of a second from
   ``/proc/stat``, this process's own time taken away), and keeps that number for the
   rest of the process, so that the same seed gives the same result within it. Threads
-  of one process that wait on each other while other jobs hold the cores are what made
-  training ten times slower on a busy machine; with one thread per free core it slows
-  down only by its fair share (``benchmarks/contention.py``).
+  of one process that wait on each other while other jobs hold the cores slow training
+  down far more than its fair share (figures: ``benchmarks/contention.py``).
 
 Nothing is changed where the choice was made already: ``OMP_NUM_THREADS`` or
 ``MKL_NUM_THREADS`` set (the grader sets them per kernel), or ``torch.set_num_threads``
