@@ -26,6 +26,7 @@ from hw8.course.preprocessors import (
     HideHiddenTests,
     MarkHandGrading,
 )
+from hw8.settings import CELL_TIMEOUT_S
 
 c = get_config()  # noqa: F821 - provided by nbgrader when it reads this file
 
@@ -56,7 +57,7 @@ c.CourseDirectory.ignore = [
 # interrupted and recorded as an error (so an endless loop loses only that cell's
 # points) and grading goes on with the next cell. The longest cells train a small model
 # for about 30 s on a 2-core CPU; the limit leaves a slow laptop ten times that.
-c.Execute.timeout = 300
+c.Execute.timeout = CELL_TIMEOUT_S
 c.Execute.interrupt_on_timeout = True
 c.Execute.kernel_name = "python3"
 

@@ -20,14 +20,11 @@ from sklearn.metrics import roc_auc_score
 
 from hw8.datasets import iterate_batches, to_device
 from hw8.device import resolve_device
+from hw8.errors import SubmissionError
 from hw8.files import write_atomically
 from hw8.settings import SCORE_METRICS
 
 SUBMISSION_HEADER = ("ID", "score")
-
-
-class SubmissionError(ValueError):
-    """A score array or submission file does not match the expected test set."""
 
 
 def _per_image(error: torch.Tensor, metric: str) -> torch.Tensor:

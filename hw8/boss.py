@@ -44,13 +44,9 @@ from hw8.datasets import AnomalyTask, iterate_batches, to_device
 from hw8.device import resolve_device, seed_everything
 from hw8.models import Autoencoder, WideFCN, crop, pad_to_multiple
 from hw8.runmode import progress_bar, quick_mode
-from hw8.settings import SAMPLE_SEED
+from hw8.settings import RECIPE_TRAINING, SAMPLE_SEED
 from hw8.train import TrainingError, train_steps
 
-BATCH_SIZE = 64
-STEPS = 1000
-QUICK_STEPS = 100
-PEAK_LR = 3e-3
 KNN = 5
 KNN_ANGLE = 10
 ERROR_FLOOR = 0.05  # added to every pixel's error spread, so no pixel divides by ~0
@@ -155,8 +151,8 @@ def fit(
     data: torch.Tensor,
     *,
     steps: int,
-    batch_size: int = BATCH_SIZE,
-    peak_lr: float = PEAK_LR,
+    batch_size: int = RECIPE_TRAINING.batch_size,
+    peak_lr: float = RECIPE_TRAINING.peak_lr,
     generator: torch.Generator | None = None,
     progress: bool = True,
 ) -> Autoencoder:
@@ -233,7 +229,7 @@ def member_scores(
 
 def training_steps(epochs_scale: float = 1.0) -> int:
     """Optimiser steps per member: 1,000 (100 with ``$HW8_QUICK``) times ``epochs_scale``."""
-    steps = QUICK_STEPS if quick_mode() else STEPS
+    steps = RECIPE_TRAINING.quick_steps if quick_mode() else RECIPE_TRAINING.steps
     return max(10, round(steps * epochs_scale))
 
 

@@ -20,15 +20,17 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hw8.course import GradeError
+from hw8.errors import UsageError, UserError
 from hw8.files import write_json
 from hw8.settings import (
+    CELL_TIMEOUT_S,
     DATASET_NAMES,
-    SAMPLE_BATCH_SIZE,
-    SAMPLE_EPOCHS,
+    DISK_LIMIT_GIB,
     SAMPLE_LR,
     SAMPLE_SEED,
     SCORE_METRICS,
+    SUBMISSION_TIMEOUT_S,
+    training_preset,
 )
 
 if TYPE_CHECKING:
@@ -39,28 +41,9 @@ if TYPE_CHECKING:
 # Each command imports what it needs (torch, scikit-learn and matplotlib take about 3 s),
 # so that `hw8 validate` and the instructor commands start at once.
 
-# The course sample trains with batch 2000 on 100,000 images (50 steps an epoch); on
-# the small stand-in sets a batch of 100 gives a comparable number of steps.
-# (any other, smaller data set: as the stand-ins)
-DEFAULT_BATCH = {"hw8": SAMPLE_BATCH_SIZE, "bundled": 100, "fashion-mnist": 100}
-DEFAULT_EPOCHS = {"hw8": SAMPLE_EPOCHS, "bundled": 30, "fashion-mnist": 30}
-STAND_IN = "bundled"
-
 # `hw8 course grade --memory-limit`: what a job's processes get without it (the README
 # quotes this line; hw8.course.job.memory_share computes it)
 MEMORY_LIMIT_DEFAULT = "the machine's memory times --threads over its number of cores"
-
-
-def default_batch(data: str) -> int:
-    return DEFAULT_BATCH.get(data, DEFAULT_BATCH[STAND_IN])
-
-
-def default_epochs(data: str) -> int:
-    return DEFAULT_EPOCHS.get(data, DEFAULT_EPOCHS[STAND_IN])
-
-
-class UsageError(ValueError):
-    """A command-line value is wrong; the message says which and how to fix it."""
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -128,13 +111,14 @@ def command_train(args) -> int:
     device = resolve_device(args.device)
     seed_everything(args.seed)
     model = build_model(args.model, task.image_shape)
-    epochs = args.epochs or default_epochs(args.data)
+    preset = training_preset(args.data)
+    epochs = args.epochs or preset.epochs
     started = time.perf_counter()
     losses = train.train(
         model,
         task.train_images,
         epochs=epochs,
-        batch_size=args.batch_size or default_batch(args.data),
+        batch_size=args.batch_size or preset.batch_size,
         lr=args.lr,
         device=device,
         seed=args.seed,
@@ -212,14 +196,15 @@ def command_boss(args) -> int:
     device = resolve_device(args.device)
     started = time.perf_counter()
     results = {}
+    preset = training_preset(args.data)
     for name in SAMPLE_MODEL_NAMES:
         seed_everything(args.seed)
         model = build_model(name, task.image_shape)
         train.train(
             model,
             task.train_images,
-            epochs=scaled_epochs(default_epochs(args.data)),
-            batch_size=default_batch(args.data),
+            epochs=scaled_epochs(preset.epochs),
+            batch_size=preset.batch_size,
             device=device,
             seed=args.seed,
             progress=not args.quiet,
@@ -321,7 +306,19 @@ def command_course_grade(args) -> int:
     """Autograde every submission of an assignment in parallel, each in a sandbox."""
     from hw8.course import grade
 
-    return grade.grade(args)
+    options = grade.GradeOptions(
+        workers=args.workers,
+        scheduler=args.scheduler,
+        threads=args.threads,
+        timeout=args.timeout,
+        cell_timeout=args.cell_timeout,
+        memory_limit=args.memory_limit,
+        disk_limit=args.disk_limit,
+        sandbox="none" if args.no_sandbox else args.sandbox,
+        image=args.image or "",
+        force=args.force,
+    )
+    return grade.grade(args.course, args.assignment, options)
 
 
 # ----------------------------------------------------------------------------- parser
@@ -383,7 +380,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("validate", help="run a homework notebook's tests (no nbgrader)")
     p.add_argument("notebooks", type=Path, nargs="+", metavar="NOTEBOOK")
-    p.add_argument("--timeout", type=positive(int), default=300, help="seconds per cell (300)")
+    p.add_argument(
+        "--timeout",
+        type=positive(int),
+        default=CELL_TIMEOUT_S,
+        help=f"seconds per cell ({CELL_TIMEOUT_S})",
+    )
     p.set_defaults(run=command_validate)
 
     p = commands.add_parser("course", help="instructor tools (install hw8[course])")
@@ -408,7 +410,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads", type=positive(int), help="CPU threads per kernel (default: cores/workers)"
     )
     g.add_argument(
-        "--timeout", type=positive(float), default=1800, help="seconds per submission (1800)"
+        "--timeout",
+        type=positive(float),
+        default=SUBMISSION_TIMEOUT_S,
+        help=f"seconds per submission ({SUBMISSION_TIMEOUT_S})",
     )
     g.add_argument("--cell-timeout", type=positive(int), help="seconds per cell (nbgrader's)")
     g.add_argument(
@@ -419,8 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--disk-limit",
         type=positive(float),
-        default=1.0,
-        help="GiB a job's sandboxed processes may each write (default: 1)",
+        default=DISK_LIMIT_GIB,
+        help=f"GiB a job's sandboxed processes may each write (default: {DISK_LIMIT_GIB:g})",
     )
     g.add_argument("--sandbox", choices=("bwrap", "docker"), default="bwrap")
     g.add_argument("--image", help="the container image for --sandbox docker")
@@ -430,35 +435,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# The errors that mean "the input is wrong" (each message says what to change), by the
-# module that defines them; anything else is a bug and keeps its traceback.
-EXPECTED_ERRORS = {
-    "hw8.datasets": ("DataError",),
-    "hw8.train": ("CheckpointError", "TrainingError"),
-    "hw8.anomaly": ("SubmissionError",),
-    "hw8.device": ("DeviceError",),
-    "hw8.validate": ("ValidateError",),
-}
-
-
-def expected_errors() -> tuple[type[Exception], ...]:
-    """The input errors a command may have raised: those of the modules it loaded (one
-    it never imported raised nothing), with the command line's and the grader's own."""
-    found = [UsageError, GradeError]
-    for module, names in EXPECTED_ERRORS.items():
-        if module in sys.modules:
-            found += [getattr(sys.modules[module], name) for name in names]
-    return tuple(found)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point: parse, run, and turn known errors into one clear line."""
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except Exception as error:
-        if not isinstance(error, expected_errors()):
-            raise
+    except UserError as error:  # the input is wrong: one line; anything else is a bug
         print(f"hw8 {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -20,8 +20,9 @@ import torch
 import torch.nn.functional as F
 
 from hw8 import runmode
+from hw8.errors import DataError
 from hw8.files import write_atomically
-from hw8.settings import DATASET_NAMES
+from hw8.settings import DATASET_NAMES, HW8_IMAGE_SHAPE
 
 FASHION_MNIST_CLASSES = (
     "T-shirt/top",
@@ -45,17 +46,12 @@ FASHION_MNIST_FILES = {
 HW8_TRAIN_FILE = "trainingset.npy"
 HW8_TEST_FILE = "testingset.npy"
 HW8_LABELS_FILE = "testing_labels.npy"
-HW8_IMAGE_SHAPE = (64, 64, 3)
 HW8_SOURCE_HINT = (
     "The real HW8 files come from the course's Kaggle competition "
     "'ML2023Spring-hw8' (data tab: trainingset.npy, testingset.npy); "
     "`hw8 data export-hw8 DIR` writes files of the same format from the bundled data."
 )
 BUNDLED_FILE = "fashion_mnist_subset.npz"
-
-
-class DataError(ValueError):
-    """Raised when a data file or folder is missing, malformed or inconsistent."""
 
 
 @dataclass(frozen=True)
@@ -228,8 +224,9 @@ def load_hw8(data_dir: Path | str) -> AnomalyTask:
     test = validate_images(load_npy(data_dir / HW8_TEST_FILE), str(data_dir / HW8_TEST_FILE))
     for path, images in ((HW8_TRAIN_FILE, train), (HW8_TEST_FILE, test)):
         if images.shape[1:] != HW8_IMAGE_SHAPE:
+            expected = ", ".join(map(str, HW8_IMAGE_SHAPE))
             raise DataError(
-                f"{data_dir / path}: expected images of shape (N, 64, 64, 3) as in HW8, "
+                f"{data_dir / path}: expected images of shape (N, {expected}) as in HW8, "
                 f"found {images.shape}."
             )
     labels = None

@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hw8.errors import DeviceError
+
 DEVICE_ENV = "HW8_DEVICE"
 THREAD_ENVS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 CGROUP = Path("/sys/fs/cgroup")
@@ -38,10 +40,6 @@ LOAD_WINDOW_S = 0.2
 def _mps_available() -> bool:
     backend = getattr(torch.backends, "mps", None)
     return bool(backend and backend.is_available())
-
-
-class DeviceError(ValueError):
-    """A device name that is not one, or a device this machine does not have."""
 
 
 def default_device(name: str | None = None) -> torch.device:

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from hw8.anomaly import SubmissionError, read_submission, roc_auc
+from hw8.errors import LeaderboardError
 from hw8.forbidden import source_reader
 from hw8.runmode import autograding, quick_mode
 
@@ -75,10 +76,6 @@ BUNDLED_THRESHOLDS = recorded_thresholds()
 
 POINTS_PER_LEVEL = 1
 DEFAULT_SCORES_FILE = "leaderboard_scores.csv"
-
-
-class LeaderboardError(ValueError):
-    """A scores file is missing, malformed or does not belong to the bundled test set."""
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,9 @@ import re
 import sys
 import warnings
 
+from hw8.errors import RequirementsError
+from hw8.settings import QUICK_TRAIN_IMAGES
+
 QUICK_ENV = "HW8_QUICK"
 
 # tqdm.auto in a kernel without ipywidgets warns "IProgress not found. Please update jupyter
@@ -52,7 +55,7 @@ def scaled_epochs(epochs: int) -> int:
     return 1 if short_training() else epochs
 
 
-def quick_slice(count: int, quick_count: int = 256) -> int:
+def quick_slice(count: int, quick_count: int = QUICK_TRAIN_IMAGES) -> int:
     """``count``, or at most ``quick_count`` when training is short."""
     return min(count, quick_count) if short_training() else count
 
@@ -183,15 +186,6 @@ INSTALL_YOURSELF = {
     "torch": "install PyTorch as https://pytorch.org/get-started says for this machine"
 }
 RESTART = "then restart the kernel (Colab: Runtime > Restart session)"
-
-
-class RequirementsError(RuntimeError):
-    """A requirement of hw8 that cannot be met without changing this runtime's packages;
-    the message is one line that says what to run. In a notebook it shows as that line
-    alone, without a traceback."""
-
-    def _render_traceback_(self) -> list[str]:  # IPython's hook for how an error is shown
-        return [f"RequirementsError: {self}"]
 
 
 def _packaging():

@@ -18,20 +18,13 @@ import torch
 
 from hw8.datasets import iterate_batches, to_device
 from hw8.device import fit_threads, resolve_device, seed_everything
+from hw8.errors import CheckpointError, TrainingError
 from hw8.files import write_atomically
 from hw8.models import Autoencoder, build_model
 from hw8.runmode import progress_bar
 from hw8.settings import SAMPLE_BATCH_SIZE, SAMPLE_EPOCHS, SAMPLE_LR, SAMPLE_SEED
 
 CHECKPOINT_FORMAT = "hw8-checkpoint-1"
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (a NaN or infinite loss, for example)."""
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file is missing, unreadable, or belongs to another model or image shape."""
 
 
 # ----------------------------------------------------------------------------- checkpoints

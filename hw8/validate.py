@@ -29,6 +29,9 @@ import symtable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hw8.errors import ValidateError
+from hw8.settings import CELL_TIMEOUT_S
+
 STUB = "NotImplementedError"
 MAGIC = re.compile(r"^(\s*)[%!?].*$", re.M)  # IPython's magics and shell escapes
 CALLED_IN_TEXT = re.compile(r"`([A-Za-z_]\w*)\(")  # "Write `mse_loss(x_hat, x)`"
@@ -39,10 +42,6 @@ NAME_ERROR = re.compile(r"name '(\w+)' is not defined")
 # the kernel's environment: no debugger warnings about frozen modules (debugpy, in
 # ipykernel), which tell a student to change how Python starts
 KERNEL_ENV = {"PYDEVD_DISABLE_FILE_VALIDATION": "1"}
-
-
-class ValidateError(ValueError):
-    """The notebook cannot be validated; the message says why and what to do."""
 
 
 @dataclass
@@ -458,7 +457,7 @@ def print_report(name: str, report: Report) -> None:
         print("  not ready: autograde would not give this notebook full marks")
 
 
-def validate(path: Path, timeout: int = 300) -> bool:
+def validate(path: Path, timeout: int = CELL_TIMEOUT_S) -> bool:
     """Run one notebook and print its report; True when it is ready to hand in (every
     exercise done, every test cell passing)."""
     if not path.is_file():

@@ -30,6 +30,45 @@ class Plant:
         object.__setattr__(self, "source", textwrap.dedent(self.source).strip("\n"))
 
 
+# The VAE of exercise 4 with the sample's ReLU after the mean head (its codes are never
+# negative): everything else as in the model solution.
+SAMPLE_VAE_WITH_RELU_MEAN = """
+class VAE(Autoencoder):
+    name = "dense_vae"
+
+    def __init__(self, latent=2, image_shape=(1, 28, 28), beta=1.0):
+        super().__init__(image_shape)
+        self.latent, self.beta = latent, beta
+        size = math.prod(self.image_shape)
+        self.encoder = nn.Sequential(nn.Linear(size, 256), nn.ReLU())
+        self.mu_head = nn.Sequential(nn.Linear(256, latent), nn.ReLU())
+        self.logvar_head = nn.Linear(256, latent)
+        self.decoder = nn.Sequential(
+            nn.Linear(latent, 256), nn.ReLU(), nn.Linear(256, size), nn.Tanh()
+        )
+
+    def encode_distribution(self, x):
+        hidden = self.encoder(x.flatten(1))
+        return self.mu_head(hidden), self.logvar_head(hidden)
+
+    def decode(self, z):
+        return self.decoder(z).view(-1, *self.image_shape)
+
+    def forward(self, x):
+        mu, logvar = self.encode_distribution(x)
+        return self.decode(reparameterize(mu, logvar)), mu, logvar
+
+    def encode(self, x):
+        return self.encode_distribution(x)[0]
+
+    def reconstruct(self, x):
+        return self.decode(self.encode(x))
+
+    def loss(self, x):
+        x_hat, mu, logvar = self(x)
+        return vae_loss(x, x_hat, mu, logvar, beta=self.beta)
+"""
+
 PLANTS: dict[str, list[Plant]] = {
     "01_vanilla_autoencoder": [
         Plant(
@@ -113,6 +152,13 @@ PLANTS: dict[str, list[Plant]] = {
             test="ae03-test-reparameterize",
             points=3,
             what="reparameterize that blocks the gradients (.detach())",
+        ),
+        Plant(
+            solution="ae03-solution-vae-model",
+            source=SAMPLE_VAE_WITH_RELU_MEAN,
+            test="ae03-test-vae-model",
+            points=3,
+            what="the course sample's flaw on the mean head: a ReLU after mu_head",
         ),
     ],
     "04_elbo": [
@@ -231,6 +277,24 @@ PLANTS: dict[str, list[Plant]] = {
             test="ae05-test-choose-score",
             points=3,
             what="picks the highest validation AUC and ignores its standard error",
+        ),
+        Plant(
+            solution="ae05-solution-choose-fit",
+            source="""
+                def choose_fit(labels, errors, fit_errors, k=2.0, floor=1e-3, draws=1000):
+                    # fits on the validation normals (found with the labels) as well
+                    normals = errors[torch.as_tensor(labels, device=errors.device) == 0]
+                    scores = {
+                        name: standardized_scores(torch.cat([fit, normals]), errors, floor)
+                        .cpu()
+                        .numpy()
+                        for name, fit in fit_errors.items()
+                    }
+                    return choose_score(labels, scores, k=k, draws=draws)
+            """,
+            test="ae05-test-choose-fit",
+            points=2,
+            what="adds the validation normals (found with the labels) to every fit set",
         ),
         # improved_scores that hands in the package's recipe: each of the four leaderboard
         # cells gives 0 (the handed-in file has AUC 1, so only the own-method check fails)

@@ -190,6 +190,15 @@ ALTERNATIVES: dict[str, dict[str, list[Variant]]] = {
                 """,
                 "log K subtracted after the mean",
             ),
+            Variant(
+                "ae04-solution-decoder-variance",
+                """
+                def fit_decoder_variance(x, x_hat, per_pixel=False):
+                    total = ((x_hat - x) ** 2).sum(dim=0)
+                    return total / x.shape[0] if per_pixel else total.sum() / x.numel()
+                """,
+                "sums over the images, then divides by their number or by all elements",
+            ),
         ],
         "05_anomaly_detection": [
             Variant(
@@ -247,6 +256,36 @@ ALTERNATIVES: dict[str, dict[str, list[Variant]]] = {
                     return torch.einsum("md,md->m", z, z)
                 """,
                 "torch.std and einsum",
+            ),
+            Variant(
+                "ae05-solution-choose-score",
+                """
+                def choose_score(labels, candidate_scores, k=2.0, draws=1000):
+                    names = list(candidate_scores)
+                    aucs = np.array([roc_auc(labels, candidate_scores[n]) for n in names])
+                    best = names[int(np.argmax(aucs))]  # argmax: the first of the highest
+                    gaps = [
+                        paired_auc_difference(
+                            labels, candidate_scores[best], candidate_scores[n], draws=draws
+                        )
+                        for n in names
+                    ]
+                    within = [g.value <= k * g.standard_error for g in gaps]
+                    return names[within.index(True)]
+                """,
+                "np.argmax, and a paired bootstrap for every candidate (the best included)",
+            ),
+            Variant(
+                "ae05-solution-choose-fit",
+                """
+                def choose_fit(labels, errors, fit_errors, k=2.0, floor=1e-3, draws=1000):
+                    scores = {}
+                    for name, fit in fit_errors.items():
+                        z = (errors - fit.mean(0)) / (fit.std(0) + floor)
+                        scores[name] = (z * z).sum(1).cpu().numpy()
+                    return choose_score(labels, scores, k, draws)
+                """,
+                "the z-scores written inline instead of calling standardized_scores",
             ),
         ],
     },
@@ -426,6 +465,15 @@ ALTERNATIVES: dict[str, dict[str, list[Variant]]] = {
                 """,
                 "L eps as (L @ eps^T)^T",
             ),
+            Variant(
+                "ae04-solution-decoder-variance",
+                """
+                def fit_decoder_variance(x, x_hat, per_pixel=False):
+                    per_pixel_variance = torch.square(x - x_hat).mean(dim=0)
+                    return per_pixel_variance if per_pixel else per_pixel_variance.mean()
+                """,
+                "the overall variance as the mean of the per-pixel variances",
+            ),
         ],
         "05_anomaly_detection": [
             Variant(
@@ -481,6 +529,45 @@ ALTERNATIVES: dict[str, dict[str, list[Variant]]] = {
                     return torch.sum((test_errors - centre) ** 2 / (spread + floor) ** 2, dim=-1)
                 """,
                 "population std (N, not N - 1), squares divided",
+            ),
+            Variant(
+                "ae05-solution-choose-score",
+                """
+                def choose_score(labels, candidate_scores, k=2.0, draws=1000):
+                    # a bootstrap of its own (NumPy, another seed), as the rule describes it
+                    labels = np.asarray(labels)
+                    normal, anomalous = np.flatnonzero(labels == 0), np.flatnonzero(labels == 1)
+                    rng = np.random.default_rng(2023)
+                    resamples = [
+                        np.concatenate([rng.choice(p, p.size) for p in (normal, anomalous)])
+                        for _ in range(draws)
+                    ]
+                    auc = {n: roc_auc(labels, s) for n, s in candidate_scores.items()}
+                    best = max(auc, key=auc.get)
+                    for name, scores in candidate_scores.items():
+                        first = candidate_scores[best]
+                        differences = [
+                            roc_auc(labels[i], first[i]) - roc_auc(labels[i], scores[i])
+                            for i in resamples
+                        ]
+                        if auc[best] - auc[name] <= k * np.std(differences, ddof=1):
+                            return name
+                """,
+                "its own paired bootstrap in NumPy instead of paired_auc_difference",
+            ),
+            Variant(
+                "ae05-solution-choose-fit",
+                """
+                def choose_fit(labels, errors, fit_errors, k=2.0, floor=1e-3, draws=1000):
+                    def scores_with(fit):
+                        spread = fit.std(dim=0, unbiased=False)  # N, not N - 1
+                        z = (errors.double() - fit.double().mean(dim=0)) / (spread.double() + floor)
+                        return z.square().sum(dim=1).detach().cpu().numpy()
+
+                    candidates = {name: scores_with(fit) for name, fit in fit_errors.items()}
+                    return choose_score(labels, candidates, k=k, draws=draws)
+                """,
+                "inline z-scores in float64 with the population std",
             ),
         ],
     },

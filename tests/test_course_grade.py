@@ -34,7 +34,8 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from hw8.cli import main
-from hw8.course import GradeError, grade, sandbox
+from hw8.course import grade, sandbox
+from hw8.errors import GradeError
 
 pytestmark = pytest.mark.slow
 
@@ -579,49 +580,63 @@ def small_course(template, tmp_path) -> Path:
     return course
 
 
-def grade_here(course: Path, *args: str) -> int:
-    return main(["course", "grade", *args, "--course", str(course), "--workers", "1"])
+def grade_here(course: Path, assignment: str = ASSIGNMENT, **options) -> int:
+    """The engine's API, as the command line calls it (one local worker)."""
+    return grade.grade(course, assignment, grade.GradeOptions(workers=1, **options))
 
 
-def test_unknown_assignment(small_course, capsys):
-    assert grade_here(small_course, "ps9") == 2
+def refusal(course: Path, assignment: str = ASSIGNMENT, **options) -> str:
+    """The message of the GradeError that grading ``course`` stops with."""
+    with pytest.raises(GradeError) as stopped:
+        grade_here(course, assignment, **options)
+    return str(stopped.value)
+
+
+def test_unknown_assignment_is_one_line_on_the_command_line(small_course, capsys):
+    command = ["course", "grade", "ps9", "--course", str(small_course), "--workers", "1"]
+    assert main(command) == 2
     error = capsys.readouterr().err
-    assert "no assignment 'ps9'" in error and "ps1" in error and "generate_assignment" in error
+    assert error.startswith("hw8 course: error: ") and error.count("\n") == 1
+    assert "no assignment 'ps9'" in error
+    assert "ps1" in error and "generate_assignment" in error
 
 
-def test_no_gradebook_yet(small_course, capsys):
+def test_options_are_checked_when_made():
+    with pytest.raises(GradeError, match="unknown sandbox 'podman'; choose one of bwrap"):
+        grade.GradeOptions(sandbox="podman")
+
+
+def test_no_gradebook_yet(small_course):
     (small_course / "gradebook.db").unlink()
-    assert grade_here(small_course, ASSIGNMENT) == 2
-    assert "nbgrader generate_assignment ps1" in capsys.readouterr().err
+    assert "nbgrader generate_assignment ps1" in refusal(small_course)
 
 
-def test_empty_submitted(small_course, capsys):
+def test_empty_submitted(small_course):
     shutil.rmtree(small_course / "submitted" / "correct")
     (small_course / "submitted" / "empty" / ASSIGNMENT).mkdir(parents=True)
-    assert grade_here(small_course, ASSIGNMENT) == 2
-    error = capsys.readouterr().err
+    error = refusal(small_course)
     assert "no submissions of 'ps1'" in error and "empty handed in no notebook" in error
 
 
-def test_unreachable_scheduler_leaves_the_gradebook_alone(small_course, capsys, monkeypatch):
+def test_unreachable_scheduler_leaves_the_gradebook_alone(small_course, monkeypatch):
     monkeypatch.setattr(grade, "CONNECT_TIMEOUT_S", 2)
     before = (small_course / "gradebook.db").read_bytes()
     address = f"tcp://127.0.0.1:{free_port()}"
-    assert grade_here(small_course, ASSIGNMENT, "--scheduler", address) == 2
-    assert f"cannot reach the Dask scheduler at {address}" in capsys.readouterr().err
+    assert f"cannot reach the Dask scheduler at {address}" in refusal(
+        small_course, scheduler=address
+    )
     assert (small_course / "gradebook.db").read_bytes() == before
     assert not (small_course / "autograded").exists()
 
 
-def test_a_second_run_on_the_same_course_is_refused(small_course, capsys):
+def test_a_second_run_on_the_same_course_is_refused(small_course):
     lock = small_course / "grade_reports" / ".lock"
     lock.parent.mkdir()
     with open(lock, "w") as handle:
         handle.write("pid 1 on elsewhere\n")
         handle.flush()
         fcntl.flock(handle, fcntl.LOCK_EX)
-        assert grade_here(small_course, ASSIGNMENT) == 2
-    error = capsys.readouterr().err
+        error = refusal(small_course)
     assert "another hw8 course grade is grading this course (pid 1 on elsewhere)" in error
     assert not (small_course / "autograded").exists()
 
@@ -630,8 +645,7 @@ def test_without_bwrap_it_refuses_unless_told(small_course, tmp_path, capsys, mo
     """No sandbox: a clear refusal; with --no-sandbox, a loud warning, and a submission that
     runs past --timeout is stopped, its kernel (in a session of its own) included."""
     monkeypatch.setattr(sandbox, "BWRAP", "bwrap-not-installed")
-    assert grade_here(small_course, ASSIGNMENT) == 2
-    error = capsys.readouterr().err
+    error = refusal(small_course)
     assert "bwrap command is not installed" in error and "--no-sandbox" in error
     shutil.rmtree(small_course / "submitted" / "correct")
     submit(small_course, "stuck", source_notebooks(add=HANG))
@@ -639,8 +653,8 @@ def test_without_bwrap_it_refuses_unless_told(small_course, tmp_path, capsys, mo
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     started = time.perf_counter()
-    options = ["--no-sandbox", "--timeout", "10", "--cell-timeout", "600"]
-    assert grade_here(small_course, ASSIGNMENT, *options) == 1
+    options = {"sandbox": "none", "timeout": 10, "cell_timeout": 600}
+    assert grade_here(small_course, **options) == 1
     assert time.perf_counter() - started < 60
     captured = capsys.readouterr()
     assert "WARNING: grading WITHOUT a sandbox" in captured.err

@@ -2,7 +2,9 @@
 
 import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
 
+from hw8 import stats
 from hw8.leaderboard import bootstrap_standard_error
 from hw8.stats import paired_auc_difference, seed_spread
 
@@ -31,6 +33,30 @@ def test_difference_is_the_difference_of_the_aucs_and_antisymmetric():
     assert forward.value > 0.2
     assert forward.value == pytest.approx(-backward.value)
     assert forward.standard_error == pytest.approx(backward.standard_error)
+
+
+@pytest.mark.parametrize("block_elements", [2**21, 7])
+def test_bootstrap_matches_scikit_learn_on_every_draw(monkeypatch, block_elements):
+    """The vectorised rank sums give, draw by draw, scikit-learn's AUCs on the same picks
+    (ties included), also when the draws are ranked in blocks of a few rows."""
+    monkeypatch.setattr(stats, "_BLOCK_ELEMENTS", block_elements)
+    rng = np.random.default_rng(4)
+    labels = rng.permutation(np.r_[np.zeros(30), np.ones(20)].astype(int))
+    first = np.round(scores_of(labels, 1.0, 1.0, rng), 1)  # rounded: many ties
+    second = scores_of(labels, 0.3, 1.0, rng)
+    estimate = paired_auc_difference(labels, first, second, draws=40, seed=5)
+    draw = np.random.default_rng(5)
+    normal, anomalous = np.flatnonzero(labels == 0), np.flatnonzero(labels == 1)
+    differences = []
+    for _ in range(40):
+        pick = np.r_[draw.choice(normal, len(normal)), draw.choice(anomalous, len(anomalous))]
+        differences.append(
+            roc_auc_score(labels[pick], first[pick]) - roc_auc_score(labels[pick], second[pick])
+        )
+    assert estimate.standard_error == pytest.approx(np.std(differences, ddof=1), abs=1e-12)
+    assert estimate.value == pytest.approx(
+        roc_auc_score(labels, first) - roc_auc_score(labels, second), abs=1e-12
+    )
 
 
 def test_identical_scores_differ_by_exactly_zero():

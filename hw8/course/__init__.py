@@ -5,7 +5,3 @@
 (``hw8 course grade``). Modules here import nbgrader and friends lazily; they come with
 the ``course`` extra.
 """
-
-
-class GradeError(Exception):
-    """Grading cannot start or go on; the message says what is wrong and how to fix it."""

@@ -40,21 +40,23 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from hw8.course import GradeError
 from hw8.course import gradebook as gradebooks
 from hw8.course import sandbox as sandboxes
 from hw8.course.cells import STUB
 from hw8.course.job import FAILED, GRADED, NBGRADER, STOP, TIMED_OUT, Job, Outcome, run_job
 from hw8.course.nbgrader_command import skip_iri_grammar
 from hw8.course.scan import course_code, shadowing_files, suspicious_code
+from hw8.errors import GradeError
 from hw8.files import write_json
 from hw8.runmode import progress_bar
+from hw8.settings import CELL_TIMEOUT_S, DISK_LIMIT_GIB, SUBMISSION_TIMEOUT_S
 
 REPORTS = "grade_reports"  # under the course root: the lock, and per assignment state/report
 DEFAULT_EXCHANGE = "/srv/nbgrader/exchange"  # nbgrader's, where every student's work passes
 CONNECT_TIMEOUT_S = 30
 SLOWEST = 5
 WHEEL = "hw8-*.whl"
+SANDBOXES = ("bwrap", "docker", "none")
 NO_SANDBOX_WARNING = (
     "WARNING: grading WITHOUT a sandbox (--no-sandbox). Every submission runs with your "
     "rights: it can read the other submissions and rewrite the gradebook."
@@ -96,18 +98,49 @@ class Plan:
     todo: list[str]
 
 
-def grade(args) -> int:
-    """Run ``hw8 course grade`` with parsed ``args``; 0 if every submission was graded."""
+@dataclass(frozen=True)
+class GradeOptions:
+    """How a run grades (``hw8 course grade``'s options; the defaults are its defaults).
+
+    ``workers``: local jobs at a time (None: one per core); ``scheduler``: a Dask address
+    to grade on instead; ``threads``: CPU threads per kernel (None: cores / workers);
+    ``timeout``: seconds per submission; ``cell_timeout``: seconds per cell (None: the
+    course's); ``memory_limit`` and ``disk_limit``: GiB per process (memory None: a share
+    of the machine's); ``sandbox``: "bwrap", "docker" (with ``image``) or "none" (grade
+    unconfined, not advised); ``force``: regrade unchanged submissions too.
+    """
+
+    workers: int | None = None
+    scheduler: str | None = None
+    threads: int | None = None
+    timeout: float = SUBMISSION_TIMEOUT_S
+    cell_timeout: int | None = None
+    memory_limit: float | None = None
+    disk_limit: float = DISK_LIMIT_GIB
+    sandbox: str = "bwrap"
+    image: str = ""
+    force: bool = False
+
+    def __post_init__(self) -> None:
+        if self.sandbox not in SANDBOXES:
+            raise GradeError(
+                f"unknown sandbox {self.sandbox!r}; choose one of {', '.join(SANDBOXES)}."
+            )
+
+
+def grade(course_dir: Path, assignment: str, options: GradeOptions = GradeOptions()) -> int:
+    """Autograde every submission of ``assignment`` in the nbgrader course at
+    ``course_dir``; 0 if every submission was graded, 1 if any failed or timed out."""
     skip_iri_grammar()
     put_this_python_on_path()
-    course = load_course(args.course)
-    sandbox = choose_sandbox(args, course)
+    course = load_course(Path(course_dir))
+    sandbox = choose_sandbox(options, course)
     reports = course.root / REPORTS
     reports.mkdir(exist_ok=True)
     with course_lock(reports / ".lock"):
-        plan = make_plan(course, args)
+        plan = make_plan(course, assignment, options)
         started = time.perf_counter()
-        outcomes, where = grade_all(course, plan, sandbox, args)
+        outcomes, where = grade_all(course, plan, sandbox, options)
         report = make_report(plan, outcomes, where, time.perf_counter() - started)
         path = reports / plan.assignment / "report.json"
         write_json(report, path)
@@ -117,20 +150,19 @@ def grade(args) -> int:
     return 1 if report[FAILED] or report[TIMED_OUT] else 0
 
 
-def make_plan(course: Course, args) -> Plan:
+def make_plan(course: Course, assignment: str, options: GradeOptions) -> Plan:
     """Check the assignment and its submissions, scan them, and pick those to grade."""
-    assignment = args.assignment
     spec = course_assignment(course, assignment)
     submissions, without_notebooks = find_submissions(course, assignment)
     state_path = course.root / REPORTS / assignment / "state.json"
     state_path.parent.mkdir(exist_ok=True)
     state = read_state(state_path)
-    shared = shared_fingerprint(course, assignment, spec, args)
+    shared = shared_fingerprint(course, assignment, spec, options)
     prints = {s: fingerprint(shared, folder) for s, folder in submissions.items()}
     todo = [
         student
         for student in sorted(submissions)
-        if args.force or changed(course, assignment, student, prints[student], state)
+        if options.force or changed(course, assignment, student, prints[student], state)
     ]
     known = course_code(course.folder_of(course.coursedir.source_directory, ".", assignment))
     flags = {student: scan_submission(folder, known) for student, folder in submissions.items()}
@@ -139,12 +171,14 @@ def make_plan(course: Course, args) -> Plan:
     )
 
 
-def grade_all(course: Course, plan: Plan, sandbox, args) -> tuple[dict[str, Outcome], str]:
+def grade_all(
+    course: Course, plan: Plan, sandbox, options: GradeOptions
+) -> tuple[dict[str, Outcome], str]:
     """Grade the plan's students on the pool, recording each as it ends; the outcomes and
     where they ran."""
     outcomes = {}
-    with open_pool(args, sandbox) as (pool, threads, where):
-        base = base_job(course, plan.assignment, plan.spec, sandbox, threads, args)
+    with open_pool(options, sandbox) as (pool, threads, where):
+        base = base_job(course, plan.assignment, plan.spec, sandbox, threads, options)
         futures = {}
         for student in plan.todo:
             job = student_job(base, course, student, plan.submissions[student])
@@ -300,11 +334,11 @@ def read_state(path: Path) -> dict:
         ) from error
 
 
-def shared_fingerprint(course: Course, assignment: str, spec: dict, args) -> str:
+def shared_fingerprint(course: Course, assignment: str, spec: dict, options: GradeOptions) -> str:
     """A digest of what every submission is graded against: cells, config, files, options."""
     digest = hashlib.sha256(json.dumps(spec, default=str, sort_keys=True).encode())
     digest.update(course.config_text.encode())
-    digest.update(repr(nbgrader_options(args)).encode())
+    digest.update(repr(nbgrader_options(options)).encode())
     source = course.folder_of(course.coursedir.source_directory, ".", assignment)
     for name, content in source_files(course, source).items():
         digest.update(name.encode() + b"\0" + content)
@@ -333,9 +367,9 @@ def changed(course: Course, assignment: str, student: str, print_: str, state: d
 # ----------------------------------------------------------------------------- the jobs
 
 
-def choose_sandbox(args, course: Course) -> sandboxes.Sandbox:
+def choose_sandbox(options: GradeOptions, course: Course) -> sandboxes.Sandbox:
     """The sandbox the jobs run in, checked here unless the jobs run on a Dask cluster."""
-    if args.no_sandbox:
+    if options.sandbox == "none":
         print(NO_SANDBOX_WARNING, file=sys.stderr)
         return sandboxes.Sandbox("none")
     hidden = {course.folder, course.root}
@@ -343,16 +377,17 @@ def choose_sandbox(args, course: Course) -> sandboxes.Sandbox:
     if db_url.startswith("sqlite:///"):
         hidden.add(Path(db_url[len("sqlite:///") :]).parent)
     hidden.add(Path(course.config.get("Exchange", {}).get("root", DEFAULT_EXCHANGE)))
-    sandbox = sandboxes.Sandbox(args.sandbox, tuple(sorted(map(str, hidden))), args.image or "")
-    if not args.scheduler:
+    sandbox = sandboxes.Sandbox(options.sandbox, tuple(sorted(map(str, hidden))), options.image)
+    if not options.scheduler:
         sandboxes.check(sandbox)
     return sandbox
 
 
-def nbgrader_options(args) -> tuple[str, ...]:
+def nbgrader_options(options: GradeOptions) -> tuple[str, ...]:
     """Options every ``nbgrader autograde`` of the run gets: in the sandbox the kernel
     only runs the notebook; the verdicts are decided by the job, outside."""
-    timeout = (f"--Execute.timeout={args.cell_timeout}",) if args.cell_timeout else ()
+    cell_timeout = options.cell_timeout
+    timeout = (f"--Execute.timeout={cell_timeout}",) if cell_timeout else ()
     return ("--ExecuteWithVerdicts.decide=False", *timeout)
 
 
@@ -364,10 +399,12 @@ def source_files(course: Course, source: Path) -> dict[str, bytes]:
     return {Path(p).relative_to(source).as_posix(): Path(p).read_bytes() for p in sorted(files)}
 
 
-def base_job(course: Course, assignment: str, spec: dict, sandbox, threads: int, args) -> Job:
+def base_job(
+    course: Course, assignment: str, spec: dict, sandbox, threads: int, options: GradeOptions
+) -> Job:
     """What every job of the run shares (the student's part is filled in per job)."""
     source = course.folder_of(course.coursedir.source_directory, ".", assignment)
-    memory = None if args.memory_limit is None else int(args.memory_limit * 2**30)
+    memory = None if options.memory_limit is None else int(options.memory_limit * 2**30)
     return Job(
         assignment=assignment,
         student="",
@@ -377,22 +414,22 @@ def base_job(course: Course, assignment: str, spec: dict, sandbox, threads: int,
         submission={},
         gradebook=gradebooks.template(spec, course.coursedir.course_id, assignment, STUB),
         sandbox=sandbox,
-        timeout=args.timeout,
+        timeout=options.timeout,
         threads=threads,
         memory=memory,
-        options=nbgrader_options(args),
+        options=nbgrader_options(options),
         env={key: value for key, value in os.environ.items() if key.startswith("HW8_")},
         spec=spec,
         instructor=instructor_notebooks(source),
-        disk=int(args.disk_limit * 2**30),
-        cell_timeout=float(args.cell_timeout or course_cell_timeout(course)),
+        disk=int(options.disk_limit * 2**30),
+        cell_timeout=float(options.cell_timeout or course_cell_timeout(course)),
     )
 
 
 def course_cell_timeout(course: Course) -> float:
-    """The course's ``Execute.timeout`` (nbgrader's 300 s when it sets none)."""
+    """The course's ``Execute.timeout`` (the preset cell timeout when it sets none)."""
     value = course.config.get("Execute", {}).get("timeout")
-    return float(value) if isinstance(value, int | float) and value > 0 else 300.0
+    return float(value) if isinstance(value, int | float) and value > 0 else float(CELL_TIMEOUT_S)
 
 
 def instructor_notebooks(source: Path) -> dict[str, dict]:
@@ -420,7 +457,7 @@ def student_job(base: Job, course: Course, student: str, folder: Path) -> Job:
 
 
 @contextmanager
-def open_pool(args, sandbox: sandboxes.Sandbox):
+def open_pool(options: GradeOptions, sandbox: sandboxes.Sandbox):
     """(executor, CPU threads per kernel, description) for the run: local workers, or a
     Dask cluster's.
 
@@ -429,13 +466,13 @@ def open_pool(args, sandbox: sandboxes.Sandbox):
     threads that start those processes and wait: no extra interpreter per slot, and the
     same job function as on Dask. Interrupted (Ctrl-C), the running jobs are stopped.
     """
-    if args.scheduler:
-        with dask_pool(args.scheduler, sandbox) as pool:
-            yield pool, args.threads or 1, f"Dask scheduler {args.scheduler}"
+    if options.scheduler:
+        with dask_pool(options.scheduler, sandbox) as pool:
+            yield pool, options.threads or 1, f"Dask scheduler {options.scheduler}"
         return
     cores = len(os.sched_getaffinity(0))
-    workers = args.workers or cores
-    threads = args.threads or max(1, cores // workers)
+    workers = options.workers or cores
+    threads = options.threads or max(1, cores // workers)
     pool = ThreadPoolExecutor(workers, thread_name_prefix="hw8-grade")
     try:
         yield pool, threads, f"{workers} local worker(s), {threads} thread(s) each"

@@ -21,7 +21,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from hw8.course import GradeError
+from hw8.errors import GradeError
 
 NO_RESPONSE = "No response."  # the only automatic comment nbgrader writes
 

@@ -42,6 +42,7 @@ from hw8.course import sandbox as sandboxes
 from hw8.course.cells import TEST, grade_id_of, role_of
 from hw8.course.confine import read_tar
 from hw8.course.verdict import notebook_request, read_verdicts, run_verdicts, verdict_outputs
+from hw8.settings import CELL_TIMEOUT_S
 
 GRADED, FAILED, TIMED_OUT = "graded", "failed", "timed out"
 # Every thread pool a kernel may start (OpenMP, hence torch's intra-op pool; MKL; OpenBLAS;
@@ -101,7 +102,7 @@ class Job:
     spec: dict = field(default_factory=dict)
     instructor: dict[str, dict] = field(default_factory=dict)
     disk: int = DEFAULT_DISK
-    cell_timeout: float = 300.0
+    cell_timeout: float = float(CELL_TIMEOUT_S)
 
 
 @dataclass

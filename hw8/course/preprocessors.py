@@ -34,6 +34,7 @@ from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Bool
 
 from hw8.course.cells import STUB, TEST, role_of
+from hw8.settings import CELL_TIMEOUT_S
 
 HIDDEN = re.compile(r"^([ \t]*)### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS[^\n]*", re.S | re.M)
 HIDDEN_NOTE = "# (hidden tests ran here: their code is not shown)"
@@ -97,10 +98,10 @@ class ExecuteWithVerdicts(Execute):
                 "cwd": str(scratch / "child"),
                 "env": dict(os.environ, NBGRADER_EXECUTION="autograde"),
             },
-            "timeout": self.timeout or 300,
+            "timeout": self.timeout or CELL_TIMEOUT_S,
         }
         code_cells = sum(cell.cell_type == "code" for cell in nb.cells)
-        deadline = time.monotonic() + (self.timeout or 300) * max(code_cells, 1)
+        deadline = time.monotonic() + (self.timeout or CELL_TIMEOUT_S) * max(code_cells, 1)
         return (
             run_verdicts(request, scratch / "grader", scratch),
             scratch,

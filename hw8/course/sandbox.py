@@ -32,7 +32,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hw8.course import GradeError
+from hw8.errors import GradeError
 
 BWRAP = "bwrap"  # the bubblewrap command
 PROBE_TIMEOUT_S = 60
