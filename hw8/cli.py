@@ -38,8 +38,8 @@ if TYPE_CHECKING:
 
     from hw8.datasets import AnomalyTask
 
-# Each command imports what it needs (torch, scikit-learn and matplotlib take about 3 s),
-# so that `hw8 validate` and the instructor commands start at once.
+# Each command imports what it needs (torch, scikit-learn and matplotlib take seconds to
+# import), so that `hw8 validate` and the instructor commands start at once.
 
 # `hw8 course grade --memory-limit`: what a job's processes get without it (the README
 # quotes this line; hw8.course.job.memory_share computes it)

@@ -184,8 +184,8 @@ def train(
 
 def make_optimizer(model: Autoencoder, lr: float, device: torch.device) -> torch.optim.Adam:
     """Adam for ``model``, with the fused kernel on CUDA and the CPU (one pass over the
-    parameters instead of one per tensor: the wide FCN's 122M parameters made the unfused
-    update most of its CPU step); on CUDA also TF32 matrix products and cuDNN autotuning."""
+    parameters instead of one per tensor: on a model as wide as the wide FCN the unfused
+    update took most of a CPU step); on CUDA also TF32 matrix products and cuDNN autotuning."""
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.set_float32_matmul_precision("high")

@@ -143,6 +143,16 @@ def test_04_prior_overtakes_the_mean_field_q_and_a_single_estimate_can_exceed_th
     for curve in (prior, field):
         assert all(b > a for a, b in zip(curve, curve[1:], strict=False)), curve
         assert all(value < log_px for value in curve), curve
+    # "L_1 = ELBO": each curve starts at its q's ELBO of section 3 (a 100,000-sample
+    # estimate there), so the curves use the q they are labelled with
+    table = out04["ae04-code-gap-is-kl"]["text"]
+    field_se = [float(row[4]) for row in rows]
+    for name, start, error in (
+        ("prior N(0, I)", prior[0], prior_se[0]),
+        ("mean-field", field[0], field_se[0]),
+    ):
+        elbo = numbers(line_starting(table, name))[-3]
+        assert abs(start - elbo) < 4 * error + 0.05, (name, start, elbo)
     # the text: the mean-field q is ahead at small K, the prior overtakes it (from the K
     # the cell prints) and stays ahead
     field_ahead = numbers(line_starting(text, "mean-field q ahead by more than 2"))[1:]

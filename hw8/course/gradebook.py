@@ -123,7 +123,7 @@ def create_tables(db_url: str, alembic_ini: Path) -> None:
     """Create nbgrader's tables in a new database, stamped with the newest schema version.
 
     nbgrader's ``Gradebook`` does the same for a new database, but runs the ``alembic``
-    command to learn the version: a new Python process, 2.5 s. Here alembic's own API
+    command to learn the version, in a new Python process of its own. Here alembic's own API
     reads it from nbgrader's migration scripts, and ``Gradebook`` then opens the database
     as an existing one.
     """
