@@ -7,7 +7,7 @@
 HW8's four baselines are the scores of reference solutions of rising strength. The
 bundled task gets its own thresholds the same way: every level has a reference recipe,
 run with three training seeds on the graded split exactly as notebook 05 runs it
-(``hw8.leaderboard.bundled_task()``: train on 700 normal training images, score 500
+(``hw8.datasets.bundled_task()``: train on 700 normal training images, score 500
 normal and 1,800 anomalous images); the threshold is the lowest test ROC
 AUC of the three, rounded down to five decimals, so that running the reference recipe
 passes its level.
@@ -29,7 +29,7 @@ seeds each) by at least one standard error. The script records every run, the st
 errors (bootstrap, and Hanley & McNeil's formula for comparison), the gaps in standard
 errors, and exits with status 1 when a rule is broken.
 
-Everything goes to ``hw8/data/thresholds.json``, the package data that ``hw8.leaderboard``
+Everything goes to ``hw8/data/thresholds.json``, the package data that ``hw8.checks.leaderboard``
 reads: there is no copy to update by hand. Notebook 05 and the README quote the
 thresholds in their text; tests/test_leaderboard.py and tests/test_notebooks_04_05.py
 fail until both show the new numbers.
@@ -51,8 +51,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hw8 import leaderboard
+from hw8 import datasets, stats
 from hw8.anomaly import reconstruction_scores, roc_auc
+from hw8.checks import leaderboard
 from hw8.datasets import iterate_batches, to_device
 from hw8.device import resolve_device, seed_everything
 from hw8.files import write_json
@@ -173,7 +174,7 @@ def measure(recipe, task, device) -> dict:
         scores = recipe(task, seed, device)
         seconds.append(round(time.perf_counter() - start, 1))
         aucs.append(round(roc_auc(task.test_labels, scores), 6))
-        se = leaderboard.bootstrap_standard_error(task.test_labels, scores, BOOTSTRAP_DRAWS)
+        se = stats.bootstrap_standard_error(task.test_labels, scores, BOOTSTRAP_DRAWS)
         bootstrap.append(round(se, 5))
     return {"aucs": aucs, "seconds": seconds, "bootstrap_standard_errors": bootstrap}
 
@@ -213,8 +214,8 @@ def main(argv=None) -> int:
     )
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
-    spec = leaderboard.BUNDLED_TASK
-    task = leaderboard.bundled_task()
+    spec = datasets.BUNDLED_TASK
+    task = datasets.bundled_task()
     labels = task.test_labels
     anomalies, normals = int(labels.sum()), int((labels == 0).sum())
     record = {
@@ -277,7 +278,7 @@ def main(argv=None) -> int:
         for level in leaderboard.LEVELS
     }
     record["hanley_mcneil_standard_errors"] = {
-        level: round(leaderboard.auc_standard_error(value, anomalies, normals), 5)
+        level: round(stats.auc_standard_error(value, anomalies, normals), 5)
         for level, value in record["thresholds"].items()
     }
     levels = list(leaderboard.LEVELS)

@@ -3,7 +3,7 @@
 Notebook 05 asks students for the first two themselves (exercise 1, ``anomaly_scores``;
 exercise 4, ``roc_auc``), so its test cells block :func:`reconstruction_scores` and
 :func:`roc_auc` (and ``sklearn.metrics``) while they run the student's functions
-(:mod:`hw8.forbidden`). The package computes its own AUC with scikit-learn, a route the
+(:mod:`hw8.checks.forbidden`). The package computes its own AUC with scikit-learn, a route the
 exercise forbids.
 """
 

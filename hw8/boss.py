@@ -3,7 +3,7 @@
 This is the package's own recipe, behind ``hw8 boss`` and the quality benchmark. It is
 not a student's method: notebook 05's challenge runs ``improved_scores`` with this module
 blocked, and its leaderboard gives no points to a method that uses it
-(:func:`hw8.leaderboard.assert_own_method`). The leaderboard's boss level is measured on
+(:func:`hw8.checks.leaderboard.assert_own_method`). The leaderboard's boss level is measured on
 notebook 05's own model answer instead.
 
 The course sample scores an image by how badly one autoencoder reconstructs it. The

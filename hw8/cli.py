@@ -279,7 +279,7 @@ def command_export(args) -> int:
 
 def command_validate(args) -> int:
     """Run each notebook's visible tests; exit 1 when any test cell fails."""
-    from hw8 import validate
+    from hw8.checks import validate
 
     passed = [validate.validate(path, args.timeout) for path in args.notebooks]
     return 0 if all(passed) else 1
@@ -304,9 +304,9 @@ def command_course_check(args) -> int:
 
 def command_course_grade(args) -> int:
     """Autograde every submission of an assignment in parallel, each in a sandbox."""
-    from hw8.course import grade
+    from hw8.course import autograde
 
-    options = grade.GradeOptions(
+    options = autograde.GradeOptions(
         workers=args.workers,
         scheduler=args.scheduler,
         threads=args.threads,
@@ -318,7 +318,7 @@ def command_course_grade(args) -> int:
         image=args.image or "",
         force=args.force,
     )
-    return grade.grade(args.course, args.assignment, options)
+    return autograde.grade(args.course, args.assignment, options)
 
 
 # ----------------------------------------------------------------------------- parser

@@ -5,6 +5,8 @@
   detectors on that draw, so the noise the two AUCs share cancels out of the difference.
 - Where training is involved, the spread over training seeds (:func:`seed_spread`) is
   reported beside it: it is often larger than the test-set error.
+- One AUC on its own: :func:`auc_standard_error` (Hanley and McNeil's formula) and
+  :func:`bootstrap_standard_error` (a stratified bootstrap).
 """
 
 from __future__ import annotations
@@ -86,6 +88,38 @@ def _resampled_aucs(scores: np.ndarray, picks: np.ndarray, anomalies: int) -> np
         rank_sums = ranks[:, normals:].sum(axis=1)
         aucs.append((rank_sums - anomalies * (anomalies + 1) / 2) / (anomalies * normals))
     return np.concatenate(aucs)
+
+
+def auc_standard_error(auc: float, anomalies: int, normals: int) -> float:
+    """The standard error of an AUC measured on ``anomalies`` + ``normals`` test images.
+
+    Hanley & McNeil (1982), equation 2, with their exponential approximations
+    ``Q1 = A / (2 - A)`` and ``Q2 = 2 A^2 / (1 + A)``.
+    """
+    a = float(auc)
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    variance = (a * (1 - a) + (anomalies - 1) * (q1 - a * a) + (normals - 1) * (q2 - a * a)) / (
+        anomalies * normals
+    )
+    return float(np.sqrt(max(variance, 0.0)))
+
+
+def bootstrap_standard_error(
+    labels: np.ndarray, scores: np.ndarray, draws: int = 1000, seed: int = 0
+) -> float:
+    """The standard error of ``roc_auc(labels, scores)`` by a stratified bootstrap.
+
+    Normal and anomalous images are resampled separately (so every draw keeps the split's
+    counts) ``draws`` times; the result is the standard deviation of the AUCs.
+    """
+    labels, scores = np.asarray(labels), np.asarray(scores, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    normal, anomalous = np.flatnonzero(labels == 0), np.flatnonzero(labels == 1)
+    aucs = []
+    for _ in range(draws):
+        pick = np.r_[rng.choice(normal, len(normal)), rng.choice(anomalous, len(anomalous))]
+        aucs.append(roc_auc_score(labels[pick], scores[pick]))
+    return float(np.std(aucs, ddof=1))
 
 
 def seed_spread(values: Sequence[float]) -> Estimate:

@@ -5,7 +5,7 @@
   input's device). Two sets, ``"a"`` and ``"b"``, each handed in as one submission: every
   autograded cell must get full marks.
 - ``TRICKS``: a planted wrong answer plus code that tries to fool the tests (patching
-  ``hw8.grading``, numpy or torch, a rigged result object, silencing IPython's error
+  ``hw8.checks.assertions``, numpy or torch, a rigged result object, silencing IPython's error
   display, rebinding the notebook's names, switching the re-check off, ending the kernel).
   A submission with a trick must score no more than the same wrong answer without it.
 
@@ -585,10 +585,10 @@ TRICKS: dict[str, tuple[str, Plant, Variant]] = {
                 return mu + torch.exp(logvar) * eps
 
 
-            grading.check_on_devices = grading.assert_close = lambda *a, **k: None
-            grading.assert_in_band = grading.assert_tensor = lambda *a, **k: None
+            assertions.check_on_devices = assertions.assert_close = lambda *a, **k: None
+            assertions.assert_in_band = assertions.assert_tensor = lambda *a, **k: None
             """,
-            "exp(logvar) for sigma, then hw8.grading's checks replaced by no-ops",
+            "exp(logvar) for sigma, then hw8.checks.assertions's checks replaced by no-ops",
         ),
     ),
     "patch-numpy-and-torch": (
@@ -689,13 +689,14 @@ TRICKS: dict[str, tuple[str, Plant, Variant]] = {
             """
             import sys
 
-            import hw8.grading
+            import hw8.checks.assertions
 
 
             def mse_loss(x_hat, x):
                 sys.settrace(None)
                 sys.setprofile(None)
-                hw8.grading.assert_close = hw8.grading.assert_tensor = lambda *a, **k: None
+                checks = hw8.checks.assertions
+                checks.assert_close = checks.assert_tensor = lambda *a, **k: None
                 return (x_hat - x).pow(2).sum()
             """,
             "a summed MSE whose call removes the trace and profile hooks and patches the checks",
@@ -778,7 +779,7 @@ TRICKS: dict[str, tuple[str, Plant, Variant]] = {
             import time
 
             import numpy
-            import hw8.grading
+            import hw8.checks.assertions
 
 
             def mse_loss(x_hat, x):
@@ -791,7 +792,8 @@ TRICKS: dict[str, tuple[str, Plant, Variant]] = {
 
             def _keep_patching():
                 while True:
-                    hw8.grading.assert_close = hw8.grading.check_on_devices = print
+                    kit = hw8.checks.assertions
+                    kit.assert_close = kit.check_on_devices = print
                     numpy.max = numpy.amax = lambda *args, **kwargs: 0.0
                     time.sleep(0.001)
 

@@ -34,7 +34,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from hw8.cli import main
-from hw8.course import grade, sandbox
+from hw8.course import autograde, sandbox
 from hw8.errors import GradeError
 
 pytestmark = pytest.mark.slow
@@ -582,7 +582,7 @@ def small_course(template, tmp_path) -> Path:
 
 def grade_here(course: Path, assignment: str = ASSIGNMENT, **options) -> int:
     """The engine's API, as the command line calls it (one local worker)."""
-    return grade.grade(course, assignment, grade.GradeOptions(workers=1, **options))
+    return autograde.grade(course, assignment, autograde.GradeOptions(workers=1, **options))
 
 
 def refusal(course: Path, assignment: str = ASSIGNMENT, **options) -> str:
@@ -603,7 +603,7 @@ def test_unknown_assignment_is_one_line_on_the_command_line(small_course, capsys
 
 def test_options_are_checked_when_made():
     with pytest.raises(GradeError, match="unknown sandbox 'podman'; choose one of bwrap"):
-        grade.GradeOptions(sandbox="podman")
+        autograde.GradeOptions(sandbox="podman")
 
 
 def test_no_gradebook_yet(small_course):
@@ -619,7 +619,7 @@ def test_empty_submitted(small_course):
 
 
 def test_unreachable_scheduler_leaves_the_gradebook_alone(small_course, monkeypatch):
-    monkeypatch.setattr(grade, "CONNECT_TIMEOUT_S", 2)
+    monkeypatch.setattr(autograde, "CONNECT_TIMEOUT_S", 2)
     before = (small_course / "gradebook.db").read_bytes()
     address = f"tcp://127.0.0.1:{free_port()}"
     assert f"cannot reach the Dask scheduler at {address}" in refusal(
@@ -913,6 +913,6 @@ def test_a_hand_grade_ends_the_wait_and_the_gradebook_alone_knows_what_was_hande
 
 
 def test_the_wheel_handed_in_stays_out_of_what_hw8_course_grade_copies(hand_grading):
-    course = grade.load_course(hand_grading)
-    files = grade.submission_files(course, hand_grading / "submitted" / "ann" / ASSIGNMENT)
+    course = autograde.load_course(hand_grading)
+    files = autograde.submission_files(course, hand_grading / "submitted" / "ann" / ASSIGNMENT)
     assert sorted(files) == ["p1.ipynb", "p2.ipynb"]

@@ -55,14 +55,14 @@ FLAGGED = {
     "import numpy as np\nnp.testing.assert_allclose = print": (
         "monkeypatches np.testing.assert_allclose"
     ),
-    "grading.check_close = None": "monkeypatches grading.check_close",
+    "assertions.check_close = None": "monkeypatches assertions.check_close",
     "setattr(torch, 'equal', None)": "calls setattr(torch)",
     "get_ipython().showtraceback = lambda *a: None": "touches IPython's showtraceback",
     "ip = get_ipython()\nip.set_custom_exc((Exception,), None)": "calls get_ipython()",
     "def print(*args):\n    pass": "redefines print",
     "AssertionError = Exception": "rebinds AssertionError",
-    "globals()['grading'] = None": "writes into globals()",
-    "globals().update(grading=None)": "changes globals() with .update()",
+    "globals()['assertions'] = None": "writes into globals()",
+    "globals().update(assertions=None)": "changes globals() with .update()",
     "!cat /etc/passwd": "runs a shell command: !cat /etc/passwd",
     "%%bash\nls ..": "runs a shell or file magic: %%bash",
 }
@@ -94,7 +94,7 @@ def test_ordinary_code_is_not_flagged(tmp_path, source):
 
 
 def test_a_module_imported_in_another_cell_counts(tmp_path):
-    path = notebook(tmp_path, "import hw8.leaderboard as lb", "lb.assert_level = print")
+    path = notebook(tmp_path, "import hw8.checks.leaderboard as lb", "lb.assert_level = print")
     assert suspicious_code(path) == ["cell c1: monkeypatches lb.assert_level"]
 
 

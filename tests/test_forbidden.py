@@ -8,7 +8,7 @@ import sklearn.metrics
 from sklearn.metrics import roc_auc_score
 
 import hw8.anomaly
-from hw8.forbidden import forbidden_calls
+from hw8.checks.forbidden import forbidden_calls
 
 TARGETS = ["hw8.anomaly.roc_auc", "sklearn.metrics.roc_auc_score"]
 LABELS, SCORES = np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8])

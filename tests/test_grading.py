@@ -1,4 +1,4 @@
-"""hw8.grading: the helpers behind the notebooks' test cells."""
+"""hw8.checks.assertions: the helpers behind the notebooks' test cells."""
 
 import math
 
@@ -7,21 +7,21 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hw8 import grading
+from hw8.checks import assertions
 
 
 def test_rel_error_matches_the_cs231n_formula():
-    assert grading.rel_error(1.0, 1.0) == 0.0
-    assert grading.rel_error(torch.tensor([1.0, -1.0]), torch.tensor([1.0, 1.0])) == 1.0
+    assert assertions.rel_error(1.0, 1.0) == 0.0
+    assert assertions.rel_error(torch.tensor([1.0, -1.0]), torch.tensor([1.0, 1.0])) == 1.0
     x, y = np.array([1.0, 2.0]), np.array([1.1, 2.0])
-    assert grading.rel_error(x, y) == pytest.approx(0.1 / 2.1)
-    assert grading.rel_error(torch.tensor([0.0]), torch.tensor([0.0])) == 0.0
-    assert grading.rel_error(torch.tensor([math.inf]), torch.tensor([math.inf])) == 0.0
-    assert math.isnan(grading.rel_error(torch.tensor([math.nan]), torch.tensor([1.0])))
+    assert assertions.rel_error(x, y) == pytest.approx(0.1 / 2.1)
+    assert assertions.rel_error(torch.tensor([0.0]), torch.tensor([0.0])) == 0.0
+    assert assertions.rel_error(torch.tensor([math.inf]), torch.tensor([math.inf])) == 0.0
+    assert math.isnan(assertions.rel_error(torch.tensor([math.nan]), torch.tensor([1.0])))
 
 
 def test_assert_close_passes_and_prints_the_error(capsys):
-    grading.assert_close(
+    assertions.assert_close(
         torch.tensor(0.5), torch.tensor(0.5001), name="mse_loss", reference="F.mse_loss", tol=1e-3
     )
     assert "OK  mse_loss matches F.mse_loss (relative error 1.0e-04)" in capsys.readouterr().out
@@ -29,7 +29,7 @@ def test_assert_close_passes_and_prints_the_error(capsys):
 
 def test_assert_close_says_what_was_expected_and_what_came():
     with pytest.raises(AssertionError) as info:
-        grading.assert_close(
+        assertions.assert_close(
             torch.tensor(1.0),
             torch.tensor(0.5),
             name="mse_loss(x_hat, x)",
@@ -54,39 +54,39 @@ def test_assert_close_says_what_was_expected_and_what_came():
 )
 def test_assert_close_explains_type_shape_and_nan_mistakes(actual, needle):
     with pytest.raises(AssertionError, match=None) as info:
-        grading.assert_close(actual, torch.tensor(1.0))
+        assertions.assert_close(actual, torch.tensor(1.0))
     assert needle in str(info.value)
 
 
 def test_assert_in_band_is_the_statistical_check(capsys):
-    grading.assert_in_band(0.31, 0.3, 0.02, name="noise std")
+    assertions.assert_in_band(0.31, 0.3, 0.02, name="noise std")
     assert "noise std = 0.31" in capsys.readouterr().out
     with pytest.raises(AssertionError, match="expected about 0.3 .* measured 0.4"):
-        grading.assert_in_band(torch.tensor(0.4), 0.3, 0.02, name="noise std")
+        assertions.assert_in_band(torch.tensor(0.4), 0.3, 0.02, name="noise std")
 
 
 def test_assert_tensor_checks_type_shape_device_and_dtype():
     x = torch.zeros(2, 3)
-    grading.assert_tensor(x, name="x", shape=(2, 3), device="cpu", dtype=x.dtype)
+    assertions.assert_tensor(x, name="x", shape=(2, 3), device="cpu", dtype=x.dtype)
     with pytest.raises(AssertionError, match="did you forget a `return`"):
-        grading.assert_tensor(None, name="f(x)")
+        assertions.assert_tensor(None, name="f(x)")
     with pytest.raises(AssertionError, match=r"expected shape \(3, 2\)"):
-        grading.assert_tensor(x, name="x", shape=(3, 2))
+        assertions.assert_tensor(x, name="x", shape=(3, 2))
     with pytest.raises(AssertionError, match="expected dtype torch.float64"):
-        grading.assert_tensor(x, name="x", dtype=torch.float64)
+        assertions.assert_tensor(x, name="x", dtype=torch.float64)
 
 
 def test_assert_unchanged_catches_in_place_edits():
     x = torch.ones(4)
     before = x.clone()
-    grading.assert_unchanged(before, x, name="f")
+    assertions.assert_unchanged(before, x, name="f")
     x.add_(1)
     with pytest.raises(AssertionError, match="changed its input tensor in place"):
-        grading.assert_unchanged(before, x, name="f")
+        assertions.assert_unchanged(before, x, name="f")
 
 
 def test_devices_to_check_starts_with_the_cpu():
-    devices = grading.devices_to_check()
+    devices = assertions.devices_to_check()
     assert devices[0] == torch.device("cpu")
     assert (torch.device("cuda") in devices) == torch.cuda.is_available()
 
@@ -102,7 +102,7 @@ def test_check_on_devices_accepts_a_right_answer_on_every_device(capsys):
     def mse(a, b):
         return ((a - b) ** 2).mean()
 
-    grading.check_on_devices(
+    assertions.check_on_devices(
         mse,
         make_pair,
         name="mse",
@@ -112,7 +112,7 @@ def test_check_on_devices_accepts_a_right_answer_on_every_device(capsys):
     )
     out = capsys.readouterr().out
     lines = [line for line in out.splitlines() if "right device and dtype" in line]
-    assert len(lines) == 2 * len(grading.devices_to_check())
+    assert len(lines) == 2 * len(assertions.devices_to_check())
     assert "OK  mse on cpu (float64): right device and dtype, values match F.mse_loss" in out
     assert "OK  mse on the meta device: every tensor stays on the input's device" in out
 
@@ -129,7 +129,7 @@ def test_check_on_devices_accepts_a_right_answer_on_every_device(capsys):
 )
 def test_check_on_devices_rejects_wrong_answers(wrong, needle):
     with pytest.raises(AssertionError) as info:
-        grading.check_on_devices(
+        assertions.check_on_devices(
             wrong, make_pair, name="mse", reference=F.mse_loss, dtypes=(torch.float64,)
         )
     assert needle in str(info.value)
@@ -140,7 +140,7 @@ def test_check_on_devices_catches_an_output_on_the_wrong_device():
         return torch.empty_like(x, device="meta")
 
     with pytest.raises(AssertionError, match="should stay on the input's device"):
-        grading.check_on_devices(to_meta, lambda d, t: torch.zeros(3, device=d), name="f")
+        assertions.check_on_devices(to_meta, lambda d, t: torch.zeros(3, device=d), name="f")
 
 
 def test_check_on_devices_runs_the_statistical_check_with_keyword_inputs():
@@ -151,7 +151,7 @@ def test_check_on_devices_runs_the_statistical_check_with_keyword_inputs():
 
     def check(out, x, std, generator):
         seen.append(out.device.type)
-        grading.assert_in_band((out - x).std(), std, 0.02, name="std", verbose=False)
+        assertions.assert_in_band((out - x).std(), std, 0.02, name="std", verbose=False)
 
     def inputs(device, dtype):
         generator = torch.Generator(device=device).manual_seed(1)
@@ -161,14 +161,14 @@ def test_check_on_devices_runs_the_statistical_check_with_keyword_inputs():
             "generator": generator,
         }
 
-    grading.check_on_devices(noise, inputs, name="noise", check=check, verbose=False)
-    assert seen == [d.type for d in grading.devices_to_check()]
+    assertions.check_on_devices(noise, inputs, name="noise", check=check, verbose=False)
+    assert seen == [d.type for d in assertions.devices_to_check()]
 
     def wrong(x, std, generator=None):
         return noise(x, 2 * std, generator)
 
     with pytest.raises(AssertionError, match="std: expected about 0.5"):
-        grading.check_on_devices(wrong, inputs, name="noise", check=check, verbose=False)
+        assertions.check_on_devices(wrong, inputs, name="noise", check=check, verbose=False)
 
 
 def test_check_on_devices_compares_tuples_of_outputs():
@@ -178,9 +178,9 @@ def test_check_on_devices_compares_tuples_of_outputs():
     def reference(a, b):
         return torch.add(a, b), torch.sub(a, b)
 
-    grading.check_on_devices(pair, make_pair, name="pair", reference=reference, verbose=False)
+    assertions.check_on_devices(pair, make_pair, name="pair", reference=reference, verbose=False)
     with pytest.raises(AssertionError, match="expected 2 output"):
-        grading.check_on_devices(
+        assertions.check_on_devices(
             lambda a, b: a + b, make_pair, name="pair", reference=reference, verbose=False
         )
 
@@ -192,16 +192,18 @@ def test_check_on_devices_catches_a_result_left_on_the_cpu():
         return F.mse_loss(a.cpu(), b.cpu())
 
     with pytest.raises(AssertionError, match="should stay on the input's device"):
-        grading.check_on_devices(cpu_only, make_pair, name="mse", reference=F.mse_loss)
+        assertions.check_on_devices(cpu_only, make_pair, name="mse", reference=F.mse_loss)
 
 
 def test_checks_return_none_so_nbgrader_gives_full_credit():
     """nbgrader reads a number left as a test cell's last value as partial credit."""
     x = torch.zeros(3)
-    assert grading.assert_close(x, x, verbose=False) is None
-    assert grading.assert_in_band(0.0, 0.0, 1.0, name="v", verbose=False) is None
-    assert grading.assert_tensor(x, name="x") is None
-    result = grading.check_on_devices(torch.neg, lambda d, t: x.to(d, t), name="neg", verbose=False)
+    assert assertions.assert_close(x, x, verbose=False) is None
+    assert assertions.assert_in_band(0.0, 0.0, 1.0, name="v", verbose=False) is None
+    assert assertions.assert_tensor(x, name="x") is None
+    result = assertions.check_on_devices(
+        torch.neg, lambda d, t: x.to(d, t), name="neg", verbose=False
+    )
     assert result is None
 
 
@@ -220,13 +222,13 @@ def test_a_hard_coded_device_fails_on_a_cpu_only_machine():
         return x + torch.randn(x.shape, generator=generator, dtype=x.dtype)
 
     with pytest.raises(AssertionError, match="device=x.device") as info:
-        grading.check_on_devices(no_device, noise_inputs, name="noise", verbose=False)
+        assertions.check_on_devices(no_device, noise_inputs, name="noise", verbose=False)
     assert "meta device" in str(info.value)
 
 
 def test_a_result_moved_to_the_cpu_fails_on_the_meta_device():
     with pytest.raises(AssertionError, match="meta device"):
-        grading.check_on_devices(
+        assertions.check_on_devices(
             lambda x, generator=None: (x + 1).cpu(), noise_inputs, name="f", verbose=False
         )
 
@@ -244,7 +246,7 @@ def test_a_result_moved_to_the_cpu_fails_on_the_meta_device():
     ids=["randn_like", "device=", "new_zeros", "item"],
 )
 def test_right_answers_pass_the_meta_run(right):
-    grading.check_on_devices(right, noise_inputs, name="noise", verbose=False)
+    assertions.check_on_devices(right, noise_inputs, name="noise", verbose=False)
 
 
 def test_a_function_that_reads_values_is_not_failed_on_meta(capsys):
@@ -252,7 +254,7 @@ def test_a_function_that_reads_values_is_not_failed_on_meta(capsys):
         scale = x.abs().max().item() + 1.0  # impossible on meta: inconclusive, not wrong
         return x * scale
 
-    grading.check_on_devices(reads_values, noise_inputs, name="f")
+    assertions.check_on_devices(reads_values, noise_inputs, name="f")
     assert "meta device" not in capsys.readouterr().out
 
 
@@ -266,7 +268,7 @@ def test_forbid_catches_names_bound_before_and_restores_them():
         return bound_early(a, b)
 
     with pytest.raises(AssertionError, match="must not use torch.nn.functional.mse_loss"):
-        grading.check_on_devices(
+        assertions.check_on_devices(
             student,
             make_pair,
             name="mse",
@@ -281,7 +283,7 @@ def test_forbid_refuses_classes_and_restores_them():
     from torch.distributions import Normal
 
     with pytest.raises(AssertionError, match="must not use torch.distributions.Normal"):
-        with grading.forbid({Normal: "torch.distributions.Normal"}, "write the formula"):
+        with assertions.forbid({Normal: "torch.distributions.Normal"}, "write the formula"):
             Normal(0.0, 1.0)
     assert Normal(0.0, 1.0).mean == 0.0
 
@@ -310,10 +312,10 @@ class Lying:
 )
 def test_rigged_objects_do_not_pass_for_results(cheat):
     with pytest.raises(AssertionError, match="torch.Tensor"):
-        grading.check_on_devices(
+        assertions.check_on_devices(
             cheat, make_pair, name="mse", reference=F.mse_loss, meta=False, verbose=False
         )
     with pytest.raises(AssertionError, match="torch.Tensor"):
-        grading.assert_close(cheat(None, None), np.zeros(3))
+        assertions.assert_close(cheat(None, None), np.zeros(3))
     with pytest.raises(AssertionError):
-        grading.assert_in_band(cheat(None, None), 0.0, 1.0, name="v")
+        assertions.assert_in_band(cheat(None, None), 0.0, 1.0, name="v")

@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hw8 import leaderboard
+from hw8 import datasets, stats
 from hw8.anomaly import roc_auc, write_submission
-from hw8.leaderboard import (
+from hw8.checks import leaderboard
+from hw8.checks.leaderboard import (
     BUNDLED_THRESHOLDS,
     LEVELS,
     LeaderboardError,
@@ -41,7 +42,7 @@ def test_bundled_labels_are_the_task_the_notebook_grades(labels):
 
 
 def test_the_validation_split_is_made_of_training_images():
-    task, validation = leaderboard.bundled_task(), leaderboard.bundled_task(validation=True)
+    task, validation = datasets.bundled_task(), datasets.bundled_task(validation=True)
     seen = {image.tobytes() for image in task.test_images}
     assert not any(image.tobytes() in seen for image in validation.test_images)
     assert not any(image.tobytes() in seen for image in validation.train_images)
@@ -152,11 +153,11 @@ def test_thresholds_follow_the_recorded_calibration_runs():
     record = json.loads(RECORD.read_text())
     assert record["thresholds"] == BUNDLED_THRESHOLDS
     task = record["task"]
-    assert task["dataset"] == leaderboard.BUNDLED_TASK["dataset"]
-    assert tuple(task["normal_classes"]) == leaderboard.BUNDLED_TASK["normal_classes"]
-    assert task["seed"] == leaderboard.BUNDLED_TASK["seed"]
-    assert task["anomaly_fraction"] == leaderboard.BUNDLED_TASK["anomaly_fraction"]
-    assert task["extra_test_normals"] == leaderboard.BUNDLED_TASK["extra_test_normals"]
+    assert task["dataset"] == datasets.BUNDLED_TASK["dataset"]
+    assert tuple(task["normal_classes"]) == datasets.BUNDLED_TASK["normal_classes"]
+    assert task["seed"] == datasets.BUNDLED_TASK["seed"]
+    assert task["anomaly_fraction"] == datasets.BUNDLED_TASK["anomaly_fraction"]
+    assert task["extra_test_normals"] == datasets.BUNDLED_TASK["extra_test_normals"]
     labels = leaderboard.bundled_labels()
     assert record["test_images"] == len(labels) and record["test_anomalies"] == labels.sum()
     for level in LEVELS:
@@ -190,7 +191,7 @@ def test_thresholds_are_apart_by_three_standard_errors_and_strong_beats_the_samp
     # Hanley and McNeil's formula is recorded beside it, for comparison
     labels = leaderboard.bundled_labels()
     for level in LEVELS:
-        expected = leaderboard.auc_standard_error(
+        expected = stats.auc_standard_error(
             BUNDLED_THRESHOLDS[level], int(labels.sum()), int((labels == 0).sum())
         )
         assert record["hanley_mcneil_standard_errors"][level] == pytest.approx(expected, abs=1e-5)
@@ -198,15 +199,15 @@ def test_thresholds_are_apart_by_three_standard_errors_and_strong_beats_the_samp
 
 def test_standard_error_of_the_auc_follows_hanley_and_mcneil():
     # Hanley & McNeil (1982), table 1 style: A = 0.9 with 200 and 200 cases
-    assert leaderboard.auc_standard_error(0.9, 200, 200) == pytest.approx(0.0160, abs=2e-4)
-    assert leaderboard.auc_standard_error(0.9, 1800, 200) < 0.0085  # more anomalies help
+    assert stats.auc_standard_error(0.9, 200, 200) == pytest.approx(0.0160, abs=2e-4)
+    assert stats.auc_standard_error(0.9, 1800, 200) < 0.0085  # more anomalies help
     # a bootstrap of scores with AUC about 0.9 agrees with the formula
     rng = np.random.default_rng(0)
     labels = np.r_[np.zeros(200), np.ones(1800)].astype(int)
     scores = rng.normal(size=2000) + 1.8 * labels
     auc = roc_auc(labels, scores)
-    boot = leaderboard.bootstrap_standard_error(labels, scores, draws=400, seed=1)
-    assert 0.005 < boot < 0.02 and boot > leaderboard.auc_standard_error(auc, 1800, 200)
+    boot = stats.bootstrap_standard_error(labels, scores, draws=400, seed=1)
+    assert 0.005 < boot < 0.02 and boot > stats.auc_standard_error(auc, 1800, 200)
     # the same scores, the standard error's own formula (DeLong's), by hand
     s1, s0 = scores[labels == 1], scores[labels == 0]
     wins = (s1[:, None] > s0[None, :]).astype(float)

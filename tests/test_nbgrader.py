@@ -41,8 +41,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from hw8 import leaderboard
 from hw8.anomaly import write_submission
+from hw8.checks import leaderboard
 
 pytestmark = pytest.mark.slow
 

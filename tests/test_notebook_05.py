@@ -20,7 +20,7 @@ import pytest
 from notebook_outputs import line_starting, run_at_student_length
 from notebook_outputs import numbers as numbers_with
 
-from hw8.leaderboard import BUNDLED_THRESHOLDS
+from hw8.checks.leaderboard import BUNDLED_THRESHOLDS
 from hw8.settings import SAMPLE_BATCH_SIZE, SAMPLE_EPOCHS
 
 ROOT = Path(__file__).resolve().parents[1]

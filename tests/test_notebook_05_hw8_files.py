@@ -24,10 +24,10 @@ import numpy as np
 import pytest
 from nbclient import NotebookClient
 
-from hw8 import leaderboard
 from hw8.anomaly import read_submission, write_submission
+from hw8.checks import leaderboard
+from hw8.checks.leaderboard import DEFAULT_SCORES_FILE
 from hw8.datasets import HW8_LABELS_FILE, AnomalyTask, export_hw8, load_hw8, load_task
-from hw8.leaderboard import DEFAULT_SCORES_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "hw8" / "05_anomaly_detection.ipynb"

@@ -16,9 +16,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from hw8 import leaderboard
 from hw8.anomaly import write_submission
-from hw8.leaderboard import BUNDLED_THRESHOLDS, LEVELS, package_recipe_references
+from hw8.checks import leaderboard
+from hw8.checks.leaderboard import BUNDLED_THRESHOLDS, LEVELS, package_recipe_references
 
 ROOT = Path(__file__).resolve().parents[1]
 NB04 = ROOT / "notebooks" / "hw8" / "04_elbo.ipynb"

@@ -5,8 +5,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from hw8 import stats
-from hw8.leaderboard import bootstrap_standard_error
-from hw8.stats import paired_auc_difference, seed_spread
+from hw8.stats import bootstrap_standard_error, paired_auc_difference, seed_spread
 
 
 def scores_of(labels, shift, noise, rng):

@@ -17,7 +17,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from hw8 import validate
+from hw8.checks import validate
 from hw8.cli import main
 
 SOURCE = Path(__file__).resolve().parents[1] / "notebooks/hw8"

@@ -21,10 +21,12 @@ import torch
 from hw8.course import wire
 from hw8.course.verdict import Child, decide, notebook_request
 
-SETUP = "import torch\nimport torch.nn.functional as F\nfrom hw8 import grading\nSCALE = 3.0"
+SETUP = (
+    "import torch\nimport torch.nn.functional as F\nfrom hw8.checks import assertions\nSCALE = 3.0"
+)
 TEST_MSE = """
 _a, _b = torch.randn(4, 5, dtype=torch.float64), torch.randn(4, 5, dtype=torch.float64)
-grading.check_on_devices(
+assertions.check_on_devices(
     mse_loss, lambda device, dtype: (_a.to(device, dtype), _b.to(device, dtype)),
     name="mse_loss", reference=F.mse_loss, dtypes=(torch.float64,),
     forbidden={F.mse_loss: "torch.nn.functional.mse_loss"}, advice="square and average.",
@@ -33,7 +35,7 @@ grading.check_on_devices(
 _x = torch.randn(3, 2, dtype=torch.float64, requires_grad=True)
 _y = torch.randn(3, 2, dtype=torch.float64)
 mse_loss(_x, _y).backward()
-grading.assert_close(_x.grad, 2 * (_x.detach() - _y) / 6, name="the gradient (secret 8675309)")
+assertions.assert_close(_x.grad, 2 * (_x.detach() - _y) / 6, name="the gradient (secret 8675309)")
 ### END HIDDEN TESTS
 """
 TEST_SCALED = "assert scaled(2.0) == 2.0 * SCALE, 'scaled(2) should be 2 * SCALE'"
@@ -172,8 +174,9 @@ def test_tampering_in_the_students_process_changes_nothing(tmp_path):
     code runs: the tests run elsewhere."""
     wrong = "def mse_loss(x_hat, x):\n    return (x_hat - x).pow(2).sum()"
     tamper = (
-        "import hw8.grading, numpy\n"
-        "hw8.grading.check_on_devices = hw8.grading.assert_close = lambda *a, **k: None\n"
+        "import hw8.checks.assertions, numpy\n"
+        "kit = hw8.checks.assertions\n"
+        "kit.check_on_devices = kit.assert_close = lambda *a, **k: None\n"
         "torch.nn.functional.mse_loss = lambda a, b: (a - b).pow(2).sum()\n"
         "torch.allclose = torch.equal = lambda *a, **k: True\n"
         "numpy.max = lambda *a, **k: 0.0\n"

@@ -5,7 +5,7 @@ looked at as lines, the rest as Python) and lists what a grader should look at: 
 modules that reach the system (``os``, ``subprocess``, ``socket``, ...), dynamic code
 (``exec``, ``eval``, ``__import__``), ``open()`` and friends on paths outside the working
 folder, rebinding of builtins, monkeypatching of imported modules (``torch.allclose =
-...``, ``grading.check = ...``), exits of the interpreter, and overrides of IPython's
+...``, ``assertions.check = ...``), exits of the interpreter, and overrides of IPython's
 display and traceback machinery. ``shadowing_files(folder)`` lists the Python modules
 handed in beside the notebooks that bear an installed module's name. The scan only
 reads: it never runs the code, and a finding never changes points (``hw8 course grade``
@@ -78,7 +78,7 @@ PATH_FUNCTIONS = frozenset(
 )
 # Module names the course's notebooks bind in their locked set-up cells.
 KNOWN_MODULES = frozenset(
-    {"F", "grading", "hw8", "leaderboard", "math", "nn", "np", "plt", "torch"}
+    {"F", "assertions", "hw8", "leaderboard", "math", "nn", "np", "plt", "torch"}
 )
 # Names a test cell relies on; rebinding one in the notebook changes what a test checks.
 PROTECTED_NAMES = frozenset(

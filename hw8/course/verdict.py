@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from hw8.checks.forbidden import active_rules, use_source_reader
 from hw8.course.cells import (
     DEMO,
     LOCKED,
@@ -60,7 +61,6 @@ from hw8.course.cells import (
 )
 from hw8.course.sources import SourceIndex
 from hw8.course.wire import Endpoint, Remote, Timeout, WireError
-from hw8.forbidden import active_rules, use_source_reader
 
 CHILD_REQUESTS = frozenset(
     {"call", "gcall", "backward", "getattr", "iter", "next", "len", "bool", "getitem", "float"}
@@ -345,8 +345,8 @@ class Session:
                 raise AssertionError(f"this exercise must not use {used[0]}: {message}")
 
     def recipe_references(self, function) -> list[str] | None:
-        """``hw8.leaderboard``'s own-method check, read from the student's source."""
-        from hw8.leaderboard import _mentions_recipe
+        """``hw8.checks.leaderboard``'s own-method check, read from the student's source."""
+        from hw8.checks.leaderboard import _mentions_recipe
 
         label = getattr(function, "_label", "") if isinstance(function, Remote) else ""
         if not label:

@@ -8,10 +8,10 @@ autograde hw8`` and in parallel with ``hw8 course grade hw8 --workers N`` (sandb
 default). Training is cut short (``HW8_QUICK=1``) unless ``--full``. Prints seconds per
 submission, the speed-up and each parallel job's own time (one submission with
 ``cores / workers`` threads), checks that both give the same grades, and writes
-``results/grading.json`` with the machine's load before and after (a shared machine's load
+``results/autograde_speed.json`` with the machine's load before and after (a shared machine's load
 distorts the figures: compare runs only at similar load).
 
-    python benchmarks/grading.py --copies 4 --workers 2
+    python benchmarks/autograde_speed.py --copies 4 --workers 2
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def run(command: list[str], course: Path, env: dict) -> float:
 def grade_in_process(course: Path, workers: int, env: dict) -> float:
     """Grade ``course`` with the engine's API (``hw8 course grade`` without its command
     line) under ``env``; its wall-clock seconds (every submission must be graded)."""
-    from hw8.course.grade import GradeOptions, grade
+    from hw8.course.autograde import GradeOptions, grade
 
     for name in set(os.environ) - set(env):
         del os.environ[name]
@@ -73,8 +73,8 @@ def make_course(folder: Path, copies: int, env: dict) -> Path:
     """A course with the hw8 assignment generated and ``copies`` correct submissions."""
     import nbformat
 
-    from hw8 import leaderboard
     from hw8.anomaly import write_submission
+    from hw8.checks import leaderboard
 
     course = folder / "template"
     course.mkdir()
@@ -106,7 +106,9 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=4, help="submissions to grade (4)")
     parser.add_argument("--workers", type=int, default=2, help="hw8 course grade --workers (2)")
     parser.add_argument("--full", action="store_true", help="full training (no HW8_QUICK)")
-    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks/results/grading.json")
+    parser.add_argument(
+        "--json", type=Path, default=ROOT / "benchmarks/results/autograde_speed.json"
+    )
     parser.add_argument("--keep", type=Path, help="build the courses here and keep them")
     args = parser.parse_args()
     env = environment(quick=not args.full)

@@ -41,8 +41,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from hw8.checks.forbidden import declared
 from hw8.device import available_devices
-from hw8.forbidden import declared
 
 __all__ = [
     "DEFAULT_TOLERANCE",
@@ -322,7 +322,7 @@ def forbid(targets: dict[Any, str], advice: str):
     (``{F.mse_loss: "torch.nn.functional.mse_loss"}``); ``advice`` says what to write
     instead. Functions get a stub body (so names bound earlier, ``from ... import``
     included, are caught too); classes refuse to be built. Everything is restored after.
-    The names are also declared as the block's rule (``hw8.forbidden.declared``): the
+    The names are also declared as the block's rule (``hw8.checks.forbidden.declared``): the
     grader, which runs no student code itself, checks them in the student's source.
     """
     saved = []

@@ -94,7 +94,7 @@ class Plan:
     flags: dict[str, list[str]]
     state_path: Path
     state: dict
-    prints: dict[str, str]
+    fingerprints: dict[str, str]
     todo: list[str]
 
 
@@ -158,16 +158,24 @@ def make_plan(course: Course, assignment: str, options: GradeOptions) -> Plan:
     state_path.parent.mkdir(exist_ok=True)
     state = read_state(state_path)
     shared = shared_fingerprint(course, assignment, spec, options)
-    prints = {s: fingerprint(shared, folder) for s, folder in submissions.items()}
+    fingerprints = {s: fingerprint(shared, folder) for s, folder in submissions.items()}
     todo = [
         student
         for student in sorted(submissions)
-        if options.force or changed(course, assignment, student, prints[student], state)
+        if options.force or changed(course, assignment, student, fingerprints[student], state)
     ]
     known = course_code(course.folder_of(course.coursedir.source_directory, ".", assignment))
     flags = {student: scan_submission(folder, known) for student, folder in submissions.items()}
     return Plan(
-        assignment, spec, submissions, without_notebooks, flags, state_path, state, prints, todo
+        assignment,
+        spec,
+        submissions,
+        without_notebooks,
+        flags,
+        state_path,
+        state,
+        fingerprints,
+        todo,
     )
 
 
@@ -188,7 +196,7 @@ def grade_all(
             outcome = save(course, plan.assignment, plan.spec, finish(future, futures[future]))
             outcomes[outcome.student] = outcome
             plan.state[outcome.student] = {
-                "fingerprint": plan.prints[outcome.student],
+                "fingerprint": plan.fingerprints[outcome.student],
                 "status": outcome.status,
             }
             write_json(plan.state, plan.state_path)

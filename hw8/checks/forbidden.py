@@ -21,7 +21,7 @@ Compute the test's own references *outside* the block: they are blocked inside i
 Every block also *declares* its rule (:func:`active_rules`): where the grader runs the
 tests outside the student's process (``hw8.course.verdict``), blocking a function there
 would prove nothing, so the grader reads the student's source instead and fails a call
-whose code reaches a forbidden name. ``hw8.grading.forbid`` declares its rules the same
+whose code reaches a forbidden name. ``hw8.checks.assertions.forbid`` declares its rules the same
 way: one mechanism, checked in the kernel by stubs and in the grader by the source.
 """
 

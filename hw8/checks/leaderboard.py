@@ -35,8 +35,9 @@ from pathlib import Path
 import numpy as np
 
 from hw8.anomaly import SubmissionError, read_submission, roc_auc
+from hw8.checks.forbidden import source_reader
+from hw8.datasets import bundled_task
 from hw8.errors import LeaderboardError
-from hw8.forbidden import source_reader
 from hw8.runmode import autograding, quick_mode
 
 LEVELS = ("simple", "medium", "strong", "boss")
@@ -45,25 +46,12 @@ LEVELS = ("simple", "medium", "strong", "boss")
 # real face data and mean nothing on the bundled task.
 HW8_THRESHOLDS = {"simple": 0.53458, "medium": 0.71931, "strong": 0.78950, "boss": 0.82221}
 
-# The bundled task the stand-in thresholds were measured on (hw8.datasets.load_task). Its
-# test split holds every bundled test image (the normal class's 200, and 1,800 anomalies)
-# and 400 of the normal class's 1,000 training images (so 600 are left to train on): the
-# standard error of an AUC comes mostly from the number of normal images, and 600 measure
-# it well enough to tell the four levels apart.
-BUNDLED_TASK = {
-    "dataset": "bundled",
-    "normal_classes": (0,),
-    "seed": 0,
-    "anomaly_fraction": None,
-    "extra_test_normals": 400,
-}
-
 # Stand-in thresholds on the bundled task: for each level, the lowest test AUC its
 # reference recipe reached over three training seeds, rounded down to 5 decimals (so
 # running the reference recipe passes its level), with the standard error of an AUC on
 # this split beside it. benchmarks/calibrate_thresholds.py measures them and writes this
 # file; nothing else holds a copy.
-THRESHOLDS_FILE = Path(__file__).resolve().parent / "data" / "thresholds.json"
+THRESHOLDS_FILE = Path(__file__).resolve().parents[1] / "data" / "thresholds.json"
 
 
 def recorded_thresholds(path: Path | str = THRESHOLDS_FILE) -> dict[str, float]:
@@ -120,57 +108,6 @@ def points_for_auc(
     if not np.isfinite(auc):
         raise ValueError(f"AUC must be a finite number, found {auc}.")
     return {level: points_per_level if auc >= thresholds[level] else 0 for level in LEVELS}
-
-
-def auc_standard_error(auc: float, anomalies: int, normals: int) -> float:
-    """The standard error of an AUC measured on ``anomalies`` + ``normals`` test images.
-
-    Hanley & McNeil (1982), equation 2, with their exponential approximations
-    ``Q1 = A / (2 - A)`` and ``Q2 = 2 A^2 / (1 + A)``.
-    """
-    a = float(auc)
-    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
-    variance = (a * (1 - a) + (anomalies - 1) * (q1 - a * a) + (normals - 1) * (q2 - a * a)) / (
-        anomalies * normals
-    )
-    return float(np.sqrt(max(variance, 0.0)))
-
-
-def bootstrap_standard_error(
-    labels: np.ndarray, scores: np.ndarray, draws: int = 1000, seed: int = 0
-) -> float:
-    """The standard error of ``roc_auc(labels, scores)`` by a stratified bootstrap.
-
-    Normal and anomalous images are resampled separately (so every draw keeps the split's
-    counts) ``draws`` times; the result is the standard deviation of the AUCs.
-    """
-    labels, scores = np.asarray(labels), np.asarray(scores, dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    normal, anomalous = np.flatnonzero(labels == 0), np.flatnonzero(labels == 1)
-    aucs = []
-    for _ in range(draws):
-        pick = np.r_[rng.choice(normal, len(normal)), rng.choice(anomalous, len(anomalous))]
-        aucs.append(roc_auc(labels[pick], scores[pick]))
-    return float(np.std(aucs, ddof=1))
-
-
-def bundled_task(validation: bool = False):
-    """The task the leaderboard grades (``BUNDLED_TASK``), as an ``AnomalyTask``.
-
-    With ``validation=True``, its labelled validation split instead: built from the
-    training images only (``hw8.datasets.validation_task``), for choosing models and
-    settings without looking at the graded test split.
-    """
-    from hw8.datasets import load_task  # late: keeps `import hw8.leaderboard` light
-
-    return load_task(
-        BUNDLED_TASK["dataset"],
-        normal_classes=BUNDLED_TASK["normal_classes"],
-        seed=BUNDLED_TASK["seed"],
-        anomaly_fraction=BUNDLED_TASK["anomaly_fraction"],
-        extra_test_normals=BUNDLED_TASK["extra_test_normals"],
-        validation=validation,
-    )
 
 
 def bundled_labels() -> np.ndarray:
