@@ -1,6 +1,7 @@
 # Everything runs on a fresh clone with Python 3.11 and make, no activation step:
-#   make demo      set up .venv and run the main job (the boss recipe on the bundled data)
+#   make demo      set up .venv and run the main job (the house recipe on the bundled data)
 #   make test      set up .venv and run the whole test suite, then the compatibility matrix
+#   make test-fast the tests that run no notebook and no nbgrader app: the edit-test loop
 #   make release   the student release: release/hw8/ with the notebooks and hw8's wheel
 # .venv is the course environment: exactly requirements/lock.txt (scripts/lock.py checks it).
 PYTHON ?= python3.11
@@ -17,7 +18,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # $(call fail,what to do): a failing step's last line (no commas in the text)
 fail = { echo "make $@ failed: $(1)" >&2; exit 1; }
 
-.PHONY: demo test pytest compat lint format lock release clean
+.PHONY: demo test test-fast pytest compat lint format lock release clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	@command -v $(PYTHON) >/dev/null || $(call fail,$(PYTHON) not found. Install Python 3.11 or name one: make PYTHON=/path/to/python3.11)
@@ -30,12 +31,16 @@ $(STAMP): pyproject.toml $(LOCK)
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/hw8 boss --out runs/boss || $(call fail,the main job stopped (its message is above))
+	$(BIN)/hw8 recipe --out runs/recipe || $(call fail,the main job stopped (its message is above))
 
 test: lint pytest compat
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -q || $(call fail,tests failed (listed above). Rerun one with $(BIN)/python -m pytest -q tests/FILE.py -k NAME)
+
+# Every test but those marked slow (they run notebooks or nbgrader apps): a few minutes
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow" || $(call fail,tests failed (listed above). Rerun one with $(BIN)/python -m pytest -q tests/FILE.py -k NAME)
 
 # hw8 installed over Colab-like and lowest-declared versions: none may move, tests and
 # notebooks must pass (scripts/compat_matrix.py; a few minutes)

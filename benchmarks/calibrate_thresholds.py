@@ -17,7 +17,7 @@ passes its level.
 - strong: one tuned model scored in its latent space (STRONG below: the sample cnn's
   layers trained with batch 100, the angle to the nearest training codes);
 - boss:   the instructor solution of notebook 05, the cell ``ae05-solution-improved-scores``
-  run as the notebook runs it (its setup cell first), with ``hw8.boss`` blocked as in the
+  run as the notebook runs it (its setup cell first), with ``hw8.house_recipe`` blocked as in the
   challenge: the package's own recipe is not a student's method, so it sets no level.
 
 Each level must need something the level below does not have, and the split must be
@@ -129,7 +129,7 @@ def notebook_solution(device):
     return namespace
 
 
-def boss_recipe(task, seed, device):
+def model_answer(task, seed, device):
     namespace = notebook_solution(device)
     with leaderboard.without_package_recipe(namespace):
         return namespace["improved_scores"](task, seed=seed)
@@ -155,7 +155,7 @@ LEVELS = {
         "resnet_ae and a wide_fcn trained on the images and their mirror images (batch "
         "100); the cnn and resnet_ae scored by the angle between latent codes, the "
         "wide_fcn by the standardised reconstruction error; ranks averaged",
-        boss_recipe,
+        model_answer,
     ),
 }
 # Every untuned sample model (the sample's layers, settings and score); the cnn and vae

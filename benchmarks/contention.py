@@ -1,12 +1,12 @@
-"""``hw8 boss`` on an idle machine and with busy background processes, in one run.
+"""``hw8 recipe`` on an idle machine and with busy background processes, in one run.
 
-Runs ``hw8 boss`` (the main job, CPU, the bundled task) three ways, each in a fresh
+Runs ``hw8 recipe`` (the main job, CPU, the bundled task) three ways, each in a fresh
 process with no thread setting of the caller's (hw8 chooses its own CPU threads:
 ``hw8.device``):
 
 1. idle: nothing else of this script's runs;
 2. loaded: ``--busy`` processes (default 2) spin ``while True: pass`` on the CPUs
-   ``hw8 boss`` may use, for the whole run;
+   ``hw8 recipe`` may use, for the whole run;
 3. with ``--baseline``, loaded again but with torch's thread count forced to every CPU
    (``OMP_NUM_THREADS``): what hw8 did before it fitted its threads to the free CPUs.
 
@@ -49,12 +49,12 @@ def environment(threads: int | None = None) -> dict[str, str]:
     return env
 
 
-def run_boss(out: Path, env: dict[str, str]) -> dict:
-    """One ``hw8 boss`` run: seconds (wall clock), its metrics, the load before it."""
+def run_recipe(out: Path, env: dict[str, str]) -> dict:
+    """One ``hw8 recipe`` run: seconds (wall clock), its metrics, the load before it."""
     load = os.getloadavg()
     start = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "hw8.cli", "boss", "--quiet", "--out", str(out)],
+        [sys.executable, "-m", "hw8.cli", "recipe", "--quiet", "--out", str(out)],
         env=env,
         check=True,
         stdout=subprocess.DEVNULL,
@@ -64,17 +64,17 @@ def run_boss(out: Path, env: dict[str, str]) -> dict:
     return {
         "seconds": round(seconds, 1),
         "cpu_threads": metrics.get("cpu_threads"),
-        "boss_auc": round(metrics["auc"]["boss recipe"], 4),
+        "recipe_auc": round(metrics["auc"]["house recipe"], 4),
         "load_average_before": [round(x, 2) for x in load],
     }
 
 
 def loaded(busy: int, out: Path, env: dict[str, str]) -> dict:
-    """``run_boss`` while ``busy`` processes keep CPUs busy (stopped afterwards)."""
+    """``run_recipe`` while ``busy`` processes keep CPUs busy (stopped afterwards)."""
     spinners = [subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(busy)]
     try:
         time.sleep(2.0)  # let them take the cores before hw8 looks
-        return run_boss(out, env)
+        return run_recipe(out, env)
     finally:
         for spinner in spinners:
             spinner.kill()
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 
     cpus = len(os.sched_getaffinity(0))
     record: dict = {
-        "what": "hw8 boss (bundled task, CPU) idle and with busy background processes",
+        "what": "hw8 recipe (bundled task, CPU) idle and with busy background processes",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "note": args.note,
         "cpus": cpus,
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     with tempfile.TemporaryDirectory(prefix="hw8-contention-") as folder:
         folder = Path(folder)
-        record["idle"] = run_boss(folder / "idle", environment())
+        record["idle"] = run_recipe(folder / "idle", environment())
         print(f"idle: {record['idle']}", flush=True)
         record["loaded"] = loaded(args.busy, folder / "loaded", environment())
         print(f"loaded: {record['loaded']}", flush=True)

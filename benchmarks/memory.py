@@ -31,7 +31,7 @@ HW8_TRAIN_IMAGES = 100_000
 T4_USABLE_GIB = 15.0  # a T4 has 16 GB; Colab's runtime reports about 15 GiB free
 GIB = 2**30
 # model -> the batch size it trains with (the course sample's 2000; the wide FCN's 128;
-# the boss recipe's members train with batch 64, so the ResNet one is counted at 64)
+# the house recipe's members train with batch 64, so the ResNet one is counted at 64)
 BATCHES = {"fcn": SAMPLE_BATCH_SIZE, "cnn": SAMPLE_BATCH_SIZE, "vae": SAMPLE_BATCH_SIZE}
 BATCHES |= {"wide_fcn": 128, "resnet_ae": 64}
 

@@ -62,7 +62,7 @@ def plot_quality(results: dict, path: Path = QUALITY_FIGURE):
     published = results.get("published_means", {})
     names = list(ours) + list(published)
     values = list(ours.values()) + list(published.values())
-    colours = ["#2a6fb0" if n == "boss" else "#7aa6d0" for n in ours] + ["#ccc"] * len(published)
+    colours = ["#2a6fb0" if n == "recipe" else "#7aa6d0" for n in ours] + ["#ccc"] * len(published)
     figure, axis = plt.subplots(figsize=(8, 3.8))
     bars = axis.bar(range(len(names)), values, color=colours)
     for bar, value in zip(bars, values, strict=True):

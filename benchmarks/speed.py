@@ -24,7 +24,7 @@ Models: the sample fcn, cnn and vae at batch 2000, and a wide FCN
     PYTHONPATH=. python3 benchmarks/speed.py --device cpu --main-job --notebooks  # + end to end
 
 Only torch, numpy and tqdm are needed for the model timings; ``--main-job`` runs the
-README's main-job command (``hw8 boss``) and ``--notebooks`` executes every source
+README's main-job command (``hw8 recipe``) and ``--notebooks`` executes every source
 notebook with nbclient (imported only then), both on the CPU.
 """
 
@@ -249,10 +249,10 @@ def time_command(command: list[str], env: dict | None = None) -> float:
 
 
 def time_main_job() -> float:
-    """The README's main job, ``hw8 boss``, on the CPU, end to end (a fresh process)."""
+    """The README's main job, ``hw8 recipe``, on the CPU, end to end (a fresh process)."""
     with tempfile.TemporaryDirectory() as out:
         code = "import sys; from hw8.cli import main; sys.exit(main())"
-        command = [sys.executable, "-c", code, "boss", "--quiet", "--device", "cpu", "--out", out]
+        command = [sys.executable, "-c", code, "recipe", "--quiet", "--device", "cpu", "--out", out]
         return time_command(command, {"PYTHONPATH": str(ROOT), "HW8_DEVICE": "cpu"})
 
 
@@ -415,7 +415,7 @@ def run(args) -> dict:
     del images
     if args.main_job:
         results["main_job_s"] = round(time_main_job(), 1)
-        print(f"main job (hw8 boss, cpu): {results['main_job_s']:.1f} s", flush=True)
+        print(f"main job (hw8 recipe, cpu): {results['main_job_s']:.1f} s", flush=True)
     if args.notebooks:
         per_notebook = time_notebooks()
         results["notebooks_s"] = per_notebook
@@ -442,7 +442,7 @@ def parse_args(argv=None):
         "--repeats", type=int, help="timed epochs per pipeline and model (default: cpu 5, else 3)"
     )
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--main-job", action="store_true", help="also time `hw8 boss` on cpu")
+    parser.add_argument("--main-job", action="store_true", help="also time `hw8 recipe` on cpu")
     parser.add_argument("--notebooks", action="store_true", help="also run all notebooks on cpu")
     parser.add_argument("--json", type=Path, help="write the results to this JSON file")
     parser.add_argument(
@@ -462,7 +462,7 @@ def main(argv=None) -> int:
         return 0
     if args.threads:
         torch.set_num_threads(args.threads)
-        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # for `hw8 boss` and notebooks
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # for `hw8 recipe` and notebooks
     results = run(args)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

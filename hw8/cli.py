@@ -1,8 +1,8 @@
-"""The ``hw8`` command: train, predict, the boss recipe, and data export.
+"""The ``hw8`` command: train, predict, the house recipe, and data export.
 
 hw8 train --model cnn --data bundled --out runs/cnn
 hw8 predict --checkpoint runs/cnn/checkpoint.pt --data bundled --out prediction.csv
-hw8 boss --out runs/boss
+hw8 recipe --out runs/recipe
 hw8 data export-hw8 DIR
 hw8 validate NOTEBOOK            (students: run a notebook's tests without nbgrader)
 hw8 course check                 (instructors: lint the source notebooks)
@@ -180,11 +180,11 @@ def command_predict(args) -> int:
     return 0
 
 
-def command_boss(args) -> int:
-    """Train the sample models and the boss recipe; print one table of their AUCs."""
+def command_recipe(args) -> int:
+    """Train the sample models and the house recipe; print one table of their AUCs."""
     import torch
 
-    from hw8 import anomaly, boss, train
+    from hw8 import anomaly, house_recipe, train
     from hw8.device import resolve_device, seed_everything
     from hw8.models import SAMPLE_MODEL_NAMES, build_model
     from hw8.runmode import scaled_epochs
@@ -192,7 +192,7 @@ def command_boss(args) -> int:
     out = writable_folder(args.out)
     task = load_task_from_args(args)
     if task.test_labels is None:
-        raise UsageError(f"{args.data}: the boss table needs test labels; this set has none.")
+        raise UsageError(f"{args.data}: the recipe's table needs test labels; this set has none.")
     device = resolve_device(args.device)
     started = time.perf_counter()
     results = {}
@@ -211,16 +211,18 @@ def command_boss(args) -> int:
         )
         scores = anomaly.reconstruction_scores(model, task.test_images, device=device)
         results[f"sample {name}"] = anomaly.roc_auc(task.test_labels, scores)
-    boss_scores = boss.boss_scores(task, device=device, seed=args.seed, progress=not args.quiet)
-    results["boss recipe"] = anomaly.roc_auc(task.test_labels, boss_scores)
-    anomaly.write_submission(boss_scores, out / "prediction.csv", len(task.test_images))
+    recipe_scores = house_recipe.recipe_scores(
+        task, device=device, seed=args.seed, progress=not args.quiet
+    )
+    results["house recipe"] = anomaly.roc_auc(task.test_labels, recipe_scores)
+    anomaly.write_submission(recipe_scores, out / "prediction.csv", len(task.test_images))
     seconds = time.perf_counter() - started
     best = max(v for k, v in results.items() if k.startswith("sample"))
     summary = {"data": task.name, "device": str(device), "seconds": round(seconds, 1)}
     if device.type == "cpu":
         summary["cpu_threads"] = torch.get_num_threads()
     write_json(
-        {**summary, "auc": results, "margin": results["boss recipe"] - best}, out / "metrics.json"
+        {**summary, "auc": results, "margin": results["house recipe"] - best}, out / "metrics.json"
     )
     print(format_table(results, best, task, seconds, out, summary))
     return 0
@@ -229,14 +231,14 @@ def command_boss(args) -> int:
 def format_table(
     results: dict, best_sample: float, task, seconds: float, out: Path, summary: dict
 ) -> str:
-    """The boss command's table (one row per method, then the margin) and one paragraph
-    that says what the numbers mean, what the boss recipe does, where the files are and
+    """The recipe command's table (one row per method, then the margin) and one paragraph
+    that says what the numbers mean, what the house recipe does, where the files are and
     how long it took."""
     lines = [f"{'method':<16}{'ROC AUC':>9}", "-" * 25]
     lines += [f"{name:<16}{auc:>9.4f}" for name, auc in results.items()]
     lines += [
         "-" * 25,
-        f"{'margin':<16}{results['boss recipe'] - best_sample:>+9.4f}  (boss - best sample)",
+        f"{'margin':<16}{results['house recipe'] - best_sample:>+9.4f}  (recipe - best sample)",
         "",
     ]
     anomalies = (
@@ -250,14 +252,14 @@ def format_table(
         "ROC AUC is the chance that a random anomaly scores higher than a random normal "
         "image: 1.0 ranks every anomaly above every normal image, 0.5 is guessing. Every "
         "method trains on normal images only. The sample models are the course's fcn, cnn "
-        "and vae, which score an image by how badly they rebuild it; the boss recipe "
-        "(hw8/boss.py) trains a dense and a "
+        "and vae, which score an image by how badly they rebuild it; the house recipe "
+        "(hw8/house_recipe.py) trains a dense and a "
         "convolutional autoencoder and averages the ranks of three scores: a "
         "reconstruction error scaled by each pixel's spread on the training images, and "
         "two distances from an image's code to its nearest training codes. "
         f"Task: {task.name}, {len(task.train_images)} normal training images, "
         f"{len(task.test_images)} test images{anomalies}. Files in {out}/: prediction.csv "
-        "(the boss recipe's score per test image, the Kaggle format ID,score) and "
+        "(the house recipe's score per test image, the Kaggle format ID,score) and "
         f"metrics.json (these numbers). {seconds:.0f} s in all on {where}."
     )
     wrapped = textwrap.wrap(paragraph, width=88, break_long_words=False, break_on_hyphens=False)
@@ -364,12 +366,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("prediction.csv"))
     p.set_defaults(run=command_predict)
 
-    p = commands.add_parser("boss", help="sample models vs the boss recipe, one table")
+    p = commands.add_parser("recipe", help="sample models vs the house recipe, one table")
     add_data_options(p)
     p.add_argument("--device")
-    p.add_argument("--out", type=Path, default=Path("runs/boss"))
+    p.add_argument("--out", type=Path, default=Path("runs/recipe"))
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(run=command_boss)
+    p.set_defaults(run=command_recipe)
 
     p = commands.add_parser("data", help="data utilities")
     data_commands = p.add_subparsers(dest="data_command", required=True)

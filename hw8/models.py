@@ -21,7 +21,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Normal, kl_divergence
 
-HW8_SHAPE = (3, 64, 64)
+from hw8.settings import HW8_IMAGE_SHAPE
+
+HW8_SHAPE = (HW8_IMAGE_SHAPE[2], *HW8_IMAGE_SHAPE[:2])  # channels first, as the models take it
 
 
 class Autoencoder(nn.Module):

@@ -6,7 +6,7 @@ needs, defined here once (a test finds no second literal of them).
   loop's defaults, the command line, the benchmarks and notebook 05 read it from here.
 - The stand-in data sets (bundled, Fashion-MNIST, digits) are much smaller than HW8's
   100,000 faces: a batch of 100 gives a comparable number of optimiser steps.
-- The package's recipe (``hw8.boss``) trains a fixed number of steps whatever the data.
+- The package's recipe (``hw8.house_recipe``) trains a fixed number of steps whatever the data.
 - Grading: the time limit of one notebook cell (nbgrader's ``Execute.timeout`` in
   ``nbgrader_config.py``, ``hw8 validate``, ``hw8 course grade``) and of one submission.
 

@@ -303,13 +303,13 @@ PLANTS: dict[str, list[Plant]] = {
                 solution="ae05-solution-improved-scores",
                 source="""
                     def improved_scores(task):
-                        from hw8 import boss
+                        from hw8 import house_recipe
 
-                        return boss.boss_scores(task, progress=False)
+                        return house_recipe.recipe_scores(task, progress=False)
                 """,
                 test=f"ae05-test-leaderboard-{level}",
                 points=1,
-                what="improved_scores that calls the package's recipe hw8.boss",
+                what="improved_scores that calls the package's recipe hw8.house_recipe",
             )
             for level in ("simple", "medium", "strong", "boss")
         ),

@@ -2,7 +2,7 @@
 
 The numbers themselves are measured by the scripts and recorded in benchmarks/RESULTS.md;
 these tests check that the scripts run, write the documented JSON shapes, (quick quality
-mode) that the boss recipe ranks above the sample VAE and PCA, and (quick validation
+mode) that the house recipe ranks above the sample VAE and PCA, and (quick validation
 protocol) that every class's chosen setting is recorded and does not depend on the test
 labels.
 """
@@ -79,16 +79,16 @@ def test_speed_script_writes_the_documented_json(tmp_path):
 
 
 @pytest.mark.slow
-def test_quality_quick_mode_ranks_the_boss_recipe_first(tmp_path):
+def test_quality_quick_mode_ranks_the_house_recipe_first(tmp_path):
     out = tmp_path / "quality.json"
     result = run_script("benchmarks/quality.py", "--quick", "--threads", "1", "--json", str(out))
     assert result.returncode == 0, result.stdout + result.stderr
     methods = json.loads(out.read_text())["methods"]
-    assert {"pca", "sample_vae", "boss"} <= set(methods)
+    assert {"pca", "sample_vae", "recipe"} <= set(methods)
     for entry in methods.values():
         assert entry["per_class"] and all(0.0 <= v <= 1.0 for v in entry["per_class"].values())
         assert entry["mean"] == pytest.approx(np.mean(list(entry["per_class"].values())))
-    assert methods["boss"]["mean"] > max(methods["pca"]["mean"], methods["sample_vae"]["mean"])
+    assert methods["recipe"]["mean"] > max(methods["pca"]["mean"], methods["sample_vae"]["mean"])
     figure = plot_results.plot_quality({"methods": methods}, tmp_path / "quality.png")
     assert figure.axes
 
@@ -104,14 +104,14 @@ def test_quality_validation_protocol_records_each_class_choice(tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     data = json.loads(out.read_text())
-    assert data["protocol_name"] == "validation" and set(data["methods"]) == {"boss"}
+    assert data["protocol_name"] == "validation" and set(data["methods"]) == {"recipe"}
     selection = data["selection"]
     classes = {str(c) for c in (0, 2, 8)}
-    assert set(selection["per_class"]) == classes == set(data["methods"]["boss"]["per_class"])
+    assert set(selection["per_class"]) == classes == set(data["methods"]["recipe"]["per_class"])
     grid = selection["grid"]
     for picked in selection["per_class"].values():
         assert picked["chosen"]["train"] in grid["train"]
         assert picked["chosen"]["score"] in grid["score"]
         assert len(picked["grid_aucs"]) == grid["size"]
         assert picked["validation_auc"] == max(picked["grid_aucs"])
-    assert data["methods"]["boss"]["mean"] > 0.85
+    assert data["methods"]["recipe"]["mean"] > 0.85

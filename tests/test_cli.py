@@ -174,29 +174,32 @@ def test_checkpoint_of_other_image_shape_is_refused_by_predict(tmp_path, capsys)
     assert code == 2 and "holds model 'fcn'" in err
 
 
-def test_boss_prints_one_table_with_the_margin(tmp_path, capsys, monkeypatch):
+def test_recipe_prints_one_table_with_the_margin(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HW8_QUICK", "1")
-    code, stdout, err = _run(capsys, "boss", "--quiet", "--device", "cpu", "--out", tmp_path)
+    code, stdout, err = _run(capsys, "recipe", "--quiet", "--device", "cpu", "--out", tmp_path)
     assert code == 0, err
     rows = [line.split() for line in stdout.splitlines()]
     names = [" ".join(r[:-1]) for r in rows if len(r) >= 2 and r[-1].replace(".", "").isdigit()]
-    assert names == ["sample fcn", "sample cnn", "sample vae", "boss recipe"]
+    assert names == ["sample fcn", "sample cnn", "sample vae", "house recipe"]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     best = max(v for k, v in metrics["auc"].items() if k.startswith("sample"))
-    assert metrics["margin"] == pytest.approx(metrics["auc"]["boss recipe"] - best)
+    assert metrics["margin"] == pytest.approx(metrics["auc"]["house recipe"] - best)
     assert "margin" in stdout
     # one paragraph with the table: what the numbers mean, the recipe, the files, the time
-    paragraph = " ".join(stdout.split("(boss - best sample)")[1].split())
+    paragraph = " ".join(stdout.split("(recipe - best sample)")[1].split())
     assert paragraph.startswith("ROC AUC is the chance that a random anomaly scores higher")
-    assert "the boss recipe (hw8/boss.py) trains a dense and a convolutional autoencoder" in (
-        paragraph
+    assert (
+        "the house recipe (hw8/house_recipe.py) trains a dense and a convolutional autoencoder"
+        in (paragraph)
     )
     assert f"Files in {tmp_path}/: prediction.csv" in paragraph
     assert re.search(r"\d+ s in all on cpu with \d threads?\.$", paragraph), paragraph
     assert metrics["cpu_threads"] >= 1
     task = datasets.load_task("bundled")
     scores = anomaly.read_submission(tmp_path / "prediction.csv", len(task.test_images))
-    assert anomaly.roc_auc(task.test_labels, scores) == pytest.approx(metrics["auc"]["boss recipe"])
+    assert anomaly.roc_auc(task.test_labels, scores) == pytest.approx(
+        metrics["auc"]["house recipe"]
+    )
 
 
 @pytest.mark.parametrize(

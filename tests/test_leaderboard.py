@@ -219,15 +219,15 @@ def test_standard_error_of_the_auc_follows_hanley_and_mcneil():
 
 
 def uses_the_recipe(task):
-    from hw8 import boss
+    from hw8 import house_recipe
 
-    return boss.boss_scores(task)
+    return house_recipe.recipe_scores(task)
 
 
 def helper_with_the_recipe(task):
-    import hw8.boss
+    import hw8.house_recipe
 
-    return hw8.boss.run_boss(task)["boss"]
+    return hw8.house_recipe.run_recipe(task)["recipe"]
 
 
 def calls_a_helper(task):
@@ -245,19 +245,22 @@ def own_helper(task):
 
 def test_package_recipe_references_find_the_recipe_wherever_it_hides():
     assert leaderboard.package_recipe_references(own_method) == []
-    assert "the name `boss`" in leaderboard.package_recipe_references(uses_the_recipe)[0]
+    assert "the name `house_recipe`" in leaderboard.package_recipe_references(uses_the_recipe)[0]
     found = leaderboard.package_recipe_references(calls_a_helper)
     assert found and "helper_with_the_recipe (used by calls_a_helper)" in found[0]
-    from hw8.boss import boss_scores as scores_of  # an alias without the word in the call
+    from hw8.house_recipe import recipe_scores as scores_of  # an alias without the word in the call
 
     # functions whose source inspect cannot read (exec'd code): their compiled code counts
     namespace = {"scores_of": scores_of, "np": np}
     alias = eval("lambda task: scores_of(task)", namespace)  # noqa: S307
     assert (
-        "`scores_of`, which comes from hw8.boss" in leaderboard.package_recipe_references(alias)[0]
+        "`scores_of`, which comes from hw8.house_recipe"
+        in leaderboard.package_recipe_references(alias)[0]
     )
-    exec("def hidden(task):\n    import hw8.boss\n    return 1", namespace)  # noqa: S102
-    assert "the name `boss`" in leaderboard.package_recipe_references(namespace["hidden"])[0]
+    exec("def hidden(task):\n    import hw8.house_recipe\n    return 1", namespace)  # noqa: S102
+    assert (
+        "the name `house_recipe`" in leaderboard.package_recipe_references(namespace["hidden"])[0]
+    )
     exec("def clean(task):\n    return np.zeros(3)", namespace)  # noqa: S102
     assert leaderboard.package_recipe_references(namespace["clean"]) == []
 
@@ -265,33 +268,39 @@ def test_package_recipe_references_find_the_recipe_wherever_it_hides():
 def test_assert_level_gives_nothing_to_the_package_recipe(tmp_path, labels):
     perfect = write(tmp_path, labels)
     assert assert_level("boss", perfect, labels, method=own_method).points == 4
-    with pytest.raises(AssertionError, match="No leaderboard points.*hw8.boss is the package"):
+    with pytest.raises(
+        AssertionError, match="No leaderboard points.*hw8.house_recipe is the package"
+    ):
         assert_level("simple", perfect, labels, method=calls_a_helper)
     with pytest.raises(AssertionError, match="should be a function"):
         leaderboard.assert_own_method(None)
 
 
-def test_without_package_recipe_blocks_hw8_boss_and_restores_it():
+def test_without_package_recipe_blocks_the_house_recipe_and_restores_it():
     import sys
 
     import hw8
-    import hw8.boss
-    from hw8.boss import boss_scores
+    import hw8.house_recipe
+    from hw8.house_recipe import recipe_scores
 
-    module = sys.modules["hw8.boss"]
-    namespace = {"boss_scores": boss_scores, "recipe": hw8.boss, "np": np}
+    module = sys.modules["hw8.house_recipe"]
+    namespace = {"recipe_scores": recipe_scores, "recipe": hw8.house_recipe, "np": np}
     with leaderboard.without_package_recipe(namespace):
-        for statement in ("import hw8.boss", "from hw8 import boss", "from hw8.boss import fit"):
+        for statement in (
+            "import hw8.house_recipe",
+            "from hw8 import house_recipe",
+            "from hw8.house_recipe import fit",
+        ):
             with pytest.raises(ImportError, match="blocked in the challenge"):
                 exec(statement, {})  # noqa: S102
-        with pytest.raises(AssertionError, match="boss_scores is blocked"):
-            namespace["boss_scores"](None)
-        with pytest.raises(AssertionError, match="run_boss is blocked"):
-            namespace["recipe"].run_boss(None)
+        with pytest.raises(AssertionError, match="recipe_scores is blocked"):
+            namespace["recipe_scores"](None)
+        with pytest.raises(AssertionError, match="run_recipe is blocked"):
+            namespace["recipe"].run_recipe(None)
         with pytest.raises(AssertionError, match="is blocked"):
-            module.run_boss(None)  # held elsewhere: its functions are stubs
+            module.run_recipe(None)  # held elsewhere: its functions are stubs
         assert namespace["np"] is np
-    assert sys.modules["hw8.boss"] is module and hw8.boss is module
-    assert namespace["boss_scores"] is boss_scores is module.boss_scores
+    assert sys.modules["hw8.house_recipe"] is module and hw8.house_recipe is module
+    assert namespace["recipe_scores"] is recipe_scores is module.recipe_scores
     assert namespace["recipe"] is module
-    assert module.boss_scores.__module__ == "hw8.boss"
+    assert module.recipe_scores.__module__ == "hw8.house_recipe"

@@ -71,7 +71,7 @@ def test_05_instructor_solution_is_not_the_package_recipe():
     namespace = calibration().notebook_solution("cpu")
     assert package_recipe_references(namespace["improved_scores"]) == []
     source = cells_by_id(nbformat.read(NB05, 4))["ae05-solution-improved-scores"].source
-    assert "boss" not in source.split("### BEGIN SOLUTION")[1]
+    assert "house_recipe" not in source.split("### BEGIN SOLUTION")[1]
 
 
 def test_05_challenge_cell_blocks_the_recipe_and_never_retrains_while_grading():

@@ -1,6 +1,6 @@
 """quality.py --protocol validation: settings are chosen on training data only.
 
-The selection helper (benchmarks/boss_selection.py) is run on the bundled subset with a
+The selection helper (benchmarks/recipe_selection.py) is run on the bundled subset with a
 tiny grid and 10-step training, so these tests take seconds.
 """
 
@@ -20,16 +20,16 @@ from hw8 import anomaly
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import boss_selection  # noqa: E402
 import quality  # noqa: E402
+import recipe_selection  # noqa: E402
 
-TINY_GRID = boss_selection.Grid(
+TINY_GRID = recipe_selection.Grid(
     train=(
-        boss_selection.TrainSetting(epochs_scale=0.01),
-        boss_selection.TrainSetting(epochs_scale=0.02, latent=8),
+        recipe_selection.TrainSetting(epochs_scale=0.01),
+        recipe_selection.TrainSetting(epochs_scale=0.02, latent=8),
     ),
     score=tuple(
-        boss_selection.ScoreSetting(k, 10, w)
+        recipe_selection.ScoreSetting(k, 10, w)
         for k in (1, 5)
         for w in ((1.0, 1.0, 1.0), (1.0, 0.0, 0.0), (0.0, 1.0, 1.0))
     ),
@@ -45,12 +45,12 @@ def one_thread():
 
 
 def test_selection_split_holds_training_images_only(bundled):
-    task = boss_selection.selection_split(bundled.train_images, bundled.train_labels, 3)
+    task = recipe_selection.selection_split(bundled.train_images, bundled.train_labels, 3)
     normal = np.flatnonzero(bundled.train_labels == 3)
-    held = round(len(normal) * boss_selection.HELD_OUT)
+    held = round(len(normal) * recipe_selection.HELD_OUT)
     assert len(task.train_images) == len(normal) - held
     assert (task.test_labels == 0).sum() == held
-    assert task.test_labels.sum() >= held * boss_selection.ANOMALIES_PER_NORMAL
+    assert task.test_labels.sum() >= held * recipe_selection.ANOMALIES_PER_NORMAL
     # every image of the split is a training image; none is in both of its halves
     rows = {img.tobytes() for img in bundled.train_images}
     assert all(
@@ -62,17 +62,17 @@ def test_selection_split_holds_training_images_only(bundled):
 
 def test_weighted_rank_average_with_equal_weights_is_the_recipes_rank_average():
     rng = np.random.default_rng(0)
-    parts = {name: rng.normal(size=50) for name in boss_selection.PARTS}
-    got = boss_selection.weighted_rank_average(parts, (1.0, 1.0, 1.0))
+    parts = {name: rng.normal(size=50) for name in recipe_selection.PARTS}
+    got = recipe_selection.weighted_rank_average(parts, (1.0, 1.0, 1.0))
     np.testing.assert_allclose(got, anomaly.rank_average(list(parts.values())))
-    only_first = boss_selection.weighted_rank_average(parts, (2.0, 0.0, 0.0))
+    only_first = recipe_selection.weighted_rank_average(parts, (2.0, 0.0, 0.0))
     np.testing.assert_allclose(only_first, anomaly.rank_average([parts["dense residual"]]))
 
 
 def test_members_drop_scores_that_weigh_nothing():
-    train = boss_selection.TrainSetting(latent=16, dense_widths=(64,), conv_channels=(4, 8, 8))
-    assert [m.kind for m in boss_selection.members(train, (0.0, 1.0, 0.0))] == ["conv"]
-    dense, conv = boss_selection.members(train)
+    train = recipe_selection.TrainSetting(latent=16, dense_widths=(64,), conv_channels=(4, 8, 8))
+    assert [m.kind for m in recipe_selection.members(train, (0.0, 1.0, 0.0))] == ["conv"]
+    dense, conv = recipe_selection.members(train)
     assert dense.scores == ("residual",) and conv.scores == ("latent", "angle")
     assert dense.build((1, 28, 28)).encode(torch.zeros(2, 1, 28, 28)).shape == (2, 16)
     assert conv.build((1, 28, 28)).encoder[0].out_channels == 4
@@ -81,12 +81,12 @@ def test_members_drop_scores_that_weigh_nothing():
 def test_selection_never_reads_the_test_split(bundled, one_thread):
     """select() is given the training split alone; a class's choice is the same whatever
     the test split holds, and whichever data set object the training arrays came from."""
-    picked = boss_selection.select(
+    picked = recipe_selection.select(
         bundled.train_images, bundled.train_labels, 5, TINY_GRID, device="cpu", seed=1
     )
     assert len(picked["grid_aucs"]) == len(TINY_GRID.train) * len(TINY_GRID.score)
     assert picked["validation_auc"] == max(picked["grid_aucs"])
-    again = boss_selection.select(
+    again = recipe_selection.select(
         bundled.train_images.copy(), bundled.train_labels.copy(), 5, TINY_GRID, device="cpu", seed=1
     )
     assert again == picked
@@ -97,7 +97,7 @@ def test_validation_protocol_choice_ignores_shuffled_test_labels(
 ):
     """The whole protocol, twice: once with the true test labels, once with them shuffled.
     The chosen settings and validation AUCs are identical; only the test AUC moves."""
-    monkeypatch.setattr(boss_selection, "QUICK_GRID", TINY_GRID)
+    monkeypatch.setattr(recipe_selection, "QUICK_GRID", TINY_GRID)
     garbage = replace(
         bundled, test_labels=np.random.default_rng(0).permutation(bundled.test_labels)
     )
@@ -110,8 +110,10 @@ def test_validation_protocol_choice_ignores_shuffled_test_labels(
         runs[name] = json.loads(out.read_text())
     true, shuffled = (runs[k]["selection"]["per_class"]["1"] for k in ("true", "shuffled"))
     assert true == shuffled
-    assert runs["true"]["methods"]["boss"]["mean"] > 0.8
-    assert runs["true"]["methods"]["boss"]["mean"] != runs["shuffled"]["methods"]["boss"]["mean"]
+    assert runs["true"]["methods"]["recipe"]["mean"] > 0.8
+    assert (
+        runs["true"]["methods"]["recipe"]["mean"] != runs["shuffled"]["methods"]["recipe"]["mean"]
+    )
 
 
 def test_merge_keeps_every_class_choice(tmp_path):
@@ -119,7 +121,7 @@ def test_merge_keeps_every_class_choice(tmp_path):
     for c in ("0", "1"):
         result = {
             "seconds": 1.0,
-            "methods": {"boss": {"per_class": {c: 0.9}, "mean": 0.9, "seconds": 1.0}},
+            "methods": {"recipe": {"per_class": {c: 0.9}, "mean": 0.9, "seconds": 1.0}},
             "selection": {"grid": {}, "per_class": {c: {"chosen": {"c": c}}}},
         }
         path = tmp_path / f"{c}.json"
@@ -127,11 +129,11 @@ def test_merge_keeps_every_class_choice(tmp_path):
         parts.append(path)
     merged = quality.merge(parts)
     assert set(merged["selection"]["per_class"]) == {"0", "1"}
-    assert merged["methods"]["boss"]["per_class"] == {"0": 0.9, "1": 0.9}
+    assert merged["methods"]["recipe"]["per_class"] == {"0": 0.9, "1": 0.9}
 
 
 def test_full_grid_is_declared_and_small():
-    grid = boss_selection.FULL_GRID.describe()
+    grid = recipe_selection.FULL_GRID.describe()
     assert grid["size"] == len(grid["train"]) * len(grid["score"]) <= 400
-    assert boss_selection.TrainSetting() in boss_selection.FULL_GRID.train  # the recipe
-    assert boss_selection.ScoreSetting() in boss_selection.FULL_GRID.score
+    assert recipe_selection.TrainSetting() in recipe_selection.FULL_GRID.train  # the recipe
+    assert recipe_selection.ScoreSetting() in recipe_selection.FULL_GRID.score

@@ -244,7 +244,7 @@ def test_tqdms_ipywidgets_warning_is_silenced():
 @pytest.mark.slow
 def test_a_notebook_without_ipywidgets_shows_no_warning_and_a_few_lines(tmp_path):
     """A kernel where ipywidgets cannot be imported (as on a bare Jupyter), opened as every
-    notebook opens (the install cell): training and the boss recipe's module (which
+    notebook opens (the install cell): training and the house recipe's module (which
     imports tqdm.auto) print no TqdmWarning, and a 400-step bar a few lines."""
     from nbclient import NotebookClient
     from nbformat.v4 import new_code_cell, new_notebook
@@ -258,7 +258,7 @@ def test_a_notebook_without_ipywidgets_shows_no_warning_and_a_few_lines(tmp_path
                 "print(prepare_runtime())"
             ),
             new_code_cell(
-                "import hw8.boss\n"
+                "import hw8.house_recipe\n"
                 "from hw8 import train\n"
                 "from hw8.datasets import load_bundled\n"
                 "from hw8.models import build_model\n"

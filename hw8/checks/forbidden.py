@@ -57,7 +57,7 @@ _READER: ContextVar[object | None] = ContextVar("hw8_source_reader", default=Non
 def source_reader():
     """The grader's reader of the student's source (None in a student's kernel): an object
     whose ``recipe_references(function)`` lists where a student's function uses
-    ``hw8.boss``, or returns None for an object it does not read."""
+    ``hw8.house_recipe``, or returns None for an object it does not read."""
     return _READER.get()
 
 

@@ -10,9 +10,9 @@ records every run, and the thresholds, in the package data file ``hw8/data/thres
 The scores file is the Kaggle CSV (``ID,score``, higher = more anomalous) written by
 :func:`hw8.anomaly.write_submission`, one row per test image of the bundled task.
 
-The points go to the student's own method: the package's boss recipe (:mod:`hw8.boss`,
-the `hw8 boss` command) is not one. The challenge cell runs ``improved_scores`` inside
-:func:`without_package_recipe` (``hw8.boss`` blocked), and since the autograder grades
+The points go to the student's own method: the package's house recipe (:mod:`hw8.house_recipe`,
+the `hw8 recipe` command) is not one. The challenge cell runs ``improved_scores`` inside
+:func:`without_package_recipe` (``hw8.house_recipe`` blocked), and since the autograder grades
 the saved file without retraining, the graded cells also read the source of
 ``improved_scores`` (:func:`package_recipe_references`) and give 0 when it uses the
 recipe (:func:`assert_own_method`).
@@ -221,16 +221,17 @@ def assert_level(
 
 # ----------------------------------------------------------------------------- own method
 
-PACKAGE_RECIPE = "hw8.boss"
+PACKAGE_RECIPE = "hw8.house_recipe"
+RECIPE_TOKEN = PACKAGE_RECIPE.rsplit(".", 1)[1]  # the name a reference to it carries
 RECIPE_MESSAGE = (
-    "the leaderboard's points are for your own method, and hw8.boss is the package's "
-    "recipe (the `hw8 boss` command): write improved_scores with hw8.models, hw8.train and "
+    "the leaderboard's points are for your own method, and hw8.house_recipe is the package's "
+    "recipe (the `hw8 recipe` command): write improved_scores with hw8.models, hw8.train and "
     "hw8.anomaly instead (see the ideas in the challenge section)."
 )
 
 
 def _is_recipe_object(value) -> bool:
-    """True for ``hw8.boss`` itself and anything defined in it."""
+    """True for ``hw8.house_recipe`` itself and anything defined in it."""
     try:
         if isinstance(value, types.ModuleType):
             name = value.__name__
@@ -244,18 +245,19 @@ def _is_recipe_object(value) -> bool:
 
 
 def _mentions_recipe(tree: ast.AST) -> list[str]:
-    """What in a syntax tree refers to ``boss``: names, attributes, imports, import strings."""
+    """What in a syntax tree refers to the recipe (``RECIPE_TOKEN``): names, attributes,
+    imports, import strings."""
     found = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and node.id == "boss":
-            found.append("the name `boss`")
-        elif isinstance(node, ast.Attribute) and node.attr == "boss":
-            found.append("`.boss`")
+        if isinstance(node, ast.Name) and node.id == RECIPE_TOKEN:
+            found.append(f"the name `{RECIPE_TOKEN}`")
+        elif isinstance(node, ast.Attribute) and node.attr == RECIPE_TOKEN:
+            found.append(f"`.{RECIPE_TOKEN}`")
         elif isinstance(node, ast.Import | ast.ImportFrom):
             names = [alias.name for alias in node.names]
             if isinstance(node, ast.ImportFrom):
                 names = [f"{node.module or ''}.{name}" for name in names] + [node.module or ""]
-            found += [f"import {name}" for name in names if "boss" in name.split(".")]
+            found += [f"import {name}" for name in names if RECIPE_TOKEN in name.split(".")]
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
             if PACKAGE_RECIPE in node.value:
                 found.append(f"the string {node.value!r}")
@@ -263,11 +265,11 @@ def _mentions_recipe(tree: ast.AST) -> list[str]:
 
 
 def _code_mentions_recipe(code: types.CodeType) -> list[str]:
-    """What a code object (and the functions defined in it) names ``boss``: global or
-    attribute names, imports, and strings naming ``hw8.boss``."""
+    """What a code object (and the functions defined in it) names the recipe: global or
+    attribute names, imports, and strings naming ``hw8.house_recipe``."""
     found = []
-    if any("boss" in name.split(".") for name in code.co_names):  # `import hw8.boss` too
-        found.append("the name `boss`")
+    if any(RECIPE_TOKEN in name.split(".") for name in code.co_names):  # `import hw8.x` too
+        found.append(f"the name `{RECIPE_TOKEN}`")
     for constant in code.co_consts:
         if isinstance(constant, str) and PACKAGE_RECIPE in constant:
             found.append(f"the string {constant!r}")
@@ -285,13 +287,13 @@ def _global_names(code: types.CodeType) -> set[str]:
 
 
 def package_recipe_references(function: Callable) -> list[str]:
-    """Where ``function`` (and the notebook functions it calls) uses ``hw8.boss``.
+    """Where ``function`` (and the notebook functions it calls) uses ``hw8.house_recipe``.
 
     Reads the source (``inspect.getsource`` works for functions defined in notebook
-    cells) and looks for any reference to ``boss``: a name, an attribute, an import, an
+    cells) and looks for any reference to the recipe: a name, an attribute, an import, an
     import by string; reads the compiled code for the same (so a function whose source
     is out of reach is checked too); follows the global names it uses into the
-    notebook's own functions and classes; and flags a global bound to ``hw8.boss`` or to
+    notebook's own functions and classes; and flags a global bound to ``hw8.house_recipe`` or to
     anything defined there. Returns one line per finding, empty when there is none.
     """
     reader = source_reader()
@@ -333,7 +335,7 @@ def package_recipe_references(function: Callable) -> list[str]:
             if value is None:
                 continue
             if _is_recipe_object(value):
-                findings.append(f"{label} uses `{name}`, which comes from hw8.boss")
+                findings.append(f"{label} uses `{name}`, which comes from hw8.house_recipe")
             elif isinstance(value, types.FunctionType | type) and value.__module__ == home:
                 visit(value, f"{name} (used by {label})")
 
@@ -342,7 +344,8 @@ def package_recipe_references(function: Callable) -> list[str]:
 
 
 def assert_own_method(method: Callable, *, verbose: bool = True) -> None:
-    """For a graded test cell: fail unless ``method`` (``improved_scores``) avoids ``hw8.boss``."""
+    """For a graded test cell: fail unless ``method`` (``improved_scores``) avoids the
+    package's recipe (``PACKAGE_RECIPE``)."""
     if not callable(method):
         raise AssertionError(
             f"improved_scores should be a function, found {type(method).__name__}."
@@ -357,11 +360,12 @@ def assert_own_method(method: Callable, *, verbose: bool = True) -> None:
             + RECIPE_MESSAGE[1:]
         )
     if verbose:
-        print(f"OK  {getattr(method, '__name__', 'the method')} is your own (no hw8.boss in it)")
+        name = getattr(method, "__name__", "the method")
+        print(f"OK  {name} is your own (no {PACKAGE_RECIPE} in it)")
 
 
 class _BlockRecipeImport(importlib.abc.MetaPathFinder):
-    """A finder that refuses to import ``hw8.boss`` (and its submodules)."""
+    """A finder that refuses to import ``hw8.house_recipe`` (and its submodules)."""
 
     def find_spec(self, fullname, path=None, target=None):
         if fullname == PACKAGE_RECIPE or fullname.startswith(PACKAGE_RECIPE + "."):
@@ -370,7 +374,7 @@ class _BlockRecipeImport(importlib.abc.MetaPathFinder):
 
 
 class _BlockedRecipe(types.ModuleType):
-    """Stands in for ``hw8.boss`` while blocked: every attribute raises."""
+    """Stands in for ``hw8.house_recipe`` while blocked: every attribute raises."""
 
     def __getattr__(self, name):
         raise AssertionError(
@@ -390,12 +394,12 @@ def _recipe_stub(name: str):
 
 @contextmanager
 def without_package_recipe(namespace: dict | None = None) -> Iterator[None]:
-    """Run the ``with`` block with ``hw8.boss`` blocked; everything is restored afterwards.
+    """Run the ``with`` block with ``hw8.house_recipe`` blocked; everything is restored afterwards.
 
-    ``import hw8.boss`` (and ``from hw8 import boss``) raise ``ImportError``; the
-    functions and classes of an already imported ``hw8.boss`` are replaced by stubs that
+    ``import hw8.house_recipe`` (and ``from hw8 import house_recipe``) raise ``ImportError``; the
+    functions and classes of an already imported ``hw8.house_recipe`` are replaced by stubs that
     raise ``AssertionError``; and so are the names in ``namespace`` (the notebook's
-    globals) bound to ``hw8.boss`` or to anything defined in it.
+    globals) bound to ``hw8.house_recipe`` or to anything defined in it.
     """
     import hw8
 
@@ -403,8 +407,8 @@ def without_package_recipe(namespace: dict | None = None) -> Iterator[None]:
     module = sys.modules.get(PACKAGE_RECIPE)
     saved_attrs: dict[str, object] = {}
     saved_names: dict[str, object] = {}
-    had_attr = hasattr(hw8, "boss")
-    parent_attr = getattr(hw8, "boss", None)
+    had_attr = hasattr(hw8, RECIPE_TOKEN)
+    parent_attr = getattr(hw8, RECIPE_TOKEN, None)
     sys.meta_path.insert(0, finder)
     try:
         if module is not None:
@@ -414,7 +418,7 @@ def without_package_recipe(namespace: dict | None = None) -> Iterator[None]:
                     setattr(module, name, _recipe_stub(name))
             del sys.modules[PACKAGE_RECIPE]
         if had_attr:
-            delattr(hw8, "boss")
+            delattr(hw8, RECIPE_TOKEN)
         if namespace is not None:
             for name, value in list(namespace.items()):
                 if _is_recipe_object(value) or value is module and module is not None:
@@ -432,8 +436,8 @@ def without_package_recipe(namespace: dict | None = None) -> Iterator[None]:
                 setattr(module, name, value)
             sys.modules[PACKAGE_RECIPE] = module
         if had_attr:
-            hw8.boss = parent_attr
-        elif hasattr(hw8, "boss"):
-            delattr(hw8, "boss")
+            setattr(hw8, RECIPE_TOKEN, parent_attr)
+        elif hasattr(hw8, RECIPE_TOKEN):
+            delattr(hw8, RECIPE_TOKEN)
         if namespace is not None:
             namespace.update(saved_names)

@@ -346,7 +346,7 @@ class Session:
 
     def recipe_references(self, function) -> list[str] | None:
         """``hw8.checks.leaderboard``'s own-method check, read from the student's source."""
-        from hw8.checks.leaderboard import _mentions_recipe
+        from hw8.checks.leaderboard import RECIPE_TOKEN, _mentions_recipe
 
         label = getattr(function, "_label", "") if isinstance(function, Remote) else ""
         if not label:
@@ -358,7 +358,7 @@ class Session:
         origins = [
             origin
             for name, origin in self.index.imports.items()
-            if "boss" in origin.split(".") and name in self.index.names_read(label)
+            if RECIPE_TOKEN in origin.split(".") and name in self.index.names_read(label)
         ]
         return found + [f"{label} uses {origin}" for origin in origins]
 

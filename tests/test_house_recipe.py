@@ -1,4 +1,4 @@
-"""The boss recipe: its models, its scores, and that it runs end to end, seeded."""
+"""The house recipe: its models, its scores, and that it runs end to end, seeded."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from hw8 import boss
+from hw8 import house_recipe
 
 
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 64, 64)])
-@pytest.mark.parametrize("model_class", [boss.DenseAE, boss.ConvAE])
+@pytest.mark.parametrize("model_class", [house_recipe.DenseAE, house_recipe.ConvAE])
 def test_models_reconstruct_images_of_their_shape(model_class, shape):
     model = model_class(shape).eval()
     x = torch.rand(3, *shape) * 2 - 1
@@ -29,7 +29,7 @@ def test_knn_distance_matches_brute_force():
     expected = [
         np.sort(np.linalg.norm(reference.numpy() - q.numpy(), axis=1))[:5].mean() for q in queries
     ]
-    got = boss.knn_distance(reference, queries, k=5, chunk=3)
+    got = house_recipe.knn_distance(reference, queries, k=5, chunk=3)
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5)
 
 
@@ -44,7 +44,7 @@ def quick_run(small_task):
     os.environ["HW8_QUICK"] = "1"
     torch.set_num_threads(1)
     try:
-        yield boss.run_boss(small_task, device="cpu", progress=False)
+        yield house_recipe.run_recipe(small_task, device="cpu", progress=False)
     finally:
         torch.set_num_threads(threads)
         if quick is None:
@@ -54,8 +54,8 @@ def quick_run(small_task):
 
 
 def test_anomalies_score_higher_than_normal_images(small_task, quick_run):
-    assert set(quick_run) == {"dense32 residual", "conv32 latent", "conv32 angle", "boss"}
-    final = quick_run["boss"]
+    assert set(quick_run) == {"dense32 residual", "conv32 latent", "conv32 angle", "recipe"}
+    final = quick_run["recipe"]
     assert final.shape == (len(small_task.test_images),) and np.isfinite(final).all()
     assert 0 < final.min() and final.max() <= 1
     labels = small_task.test_labels
@@ -67,7 +67,7 @@ def test_same_seed_same_scores(small_task, quick_run, monkeypatch):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        again = boss.boss_scores(small_task, device="cpu", progress=False)
+        again = house_recipe.recipe_scores(small_task, device="cpu", progress=False)
     finally:
         torch.set_num_threads(threads)
-    np.testing.assert_array_equal(again, quick_run["boss"])
+    np.testing.assert_array_equal(again, quick_run["recipe"])

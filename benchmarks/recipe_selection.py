@@ -1,4 +1,4 @@
-"""Choose the boss recipe's settings on training data only (``quality.py --protocol validation``).
+"""Choose the house recipe's settings on training data only (``quality.py --protocol validation``).
 
 For one normal class, the selection sees the training split alone: a seeded fifth of the
 class's training images is held out as validation normals, training images of the other
@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.stats import rankdata
 
-from hw8 import anomaly, boss
+from hw8 import anomaly, house_recipe
 from hw8.datasets import AnomalyTask, to_device
 
 HELD_OUT = 0.2  # fraction of the normal class's training images held out for validation
@@ -47,8 +47,8 @@ class TrainSetting:
 class ScoreSetting:
     """What reuses trained models: kNN neighbours and rank-average weights (see PARTS)."""
 
-    knn: int = boss.KNN
-    knn_angle: int = boss.KNN_ANGLE
+    knn: int = house_recipe.KNN
+    knn_angle: int = house_recipe.KNN_ANGLE
     weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
 
@@ -96,15 +96,15 @@ QUICK_GRID = Grid(
 )
 
 
-def members(train: TrainSetting, weights=(1.0, 1.0, 1.0)) -> tuple[boss.Member, ...]:
+def members(train: TrainSetting, weights=(1.0, 1.0, 1.0)) -> tuple[house_recipe.Member, ...]:
     """The recipe's two members at ``train``'s sizes, giving only the scores that weigh."""
     dense = tuple(k for k, w in zip(("residual",), weights[:1], strict=True) if w)
     conv = tuple(k for k, w in zip(("latent", "angle"), weights[1:], strict=True) if w)
     recipe = []
     if dense:
-        recipe.append(boss.Member("dense", dense, train.latent, 0, train.dense_widths))
+        recipe.append(house_recipe.Member("dense", dense, train.latent, 0, train.dense_widths))
     if conv:
-        recipe.append(boss.Member("conv", conv, train.latent, 1, train.conv_channels))
+        recipe.append(house_recipe.Member("conv", conv, train.latent, 1, train.conv_channels))
     return tuple(recipe)
 
 
@@ -153,9 +153,9 @@ def validation_aucs(
     test_data = to_device(task.test_images, device)
     rows = []
     for train in grid.train:
-        steps = boss.training_steps(train.epochs_scale)
+        steps = house_recipe.training_steps(train.epochs_scale)
         trained = [
-            (member, *boss.train_member(member, train_data, task.image_shape, steps=steps,
+            (member, *house_recipe.train_member(member, train_data, task.image_shape, steps=steps,
                                         seed=seed, progress=progress))
             for member in members(train)
         ]  # fmt: skip
@@ -165,7 +165,7 @@ def validation_aucs(
             if key not in by_k:
                 by_k[key] = {}
                 for member, model, generator in trained:
-                    parts = boss.member_scores(
+                    parts = house_recipe.member_scores(
                         model, train_data, test_data, member.scores, generator,
                         knn=score.knn, knn_angle=score.knn_angle,
                     )  # fmt: skip
@@ -210,12 +210,12 @@ def select(
 
 def final_scores(task: AnomalyTask, chosen: dict, *, device, seed: int) -> np.ndarray:
     """The chosen setting trained on all of ``task``'s training images, scoring its test
-    split: ``hw8.boss.run_boss`` with the chosen members and kNN, then the weighted rank
+    split: ``hw8.house_recipe.run_recipe`` with the chosen members and kNN, then the weighted rank
     average of their scores."""
     train = TrainSetting(**{k: tuple(v) if isinstance(v, list) else v
                             for k, v in chosen["train"].items()})  # fmt: skip
     score = ScoreSetting(**{**chosen["score"], "weights": tuple(chosen["score"]["weights"])})
-    parts = boss.run_boss(
+    parts = house_recipe.run_recipe(
         task,
         device=device,
         seed=seed,
@@ -225,5 +225,5 @@ def final_scores(task: AnomalyTask, chosen: dict, *, device, seed: int) -> np.nd
         knn=score.knn,
         knn_angle=score.knn_angle,
     )
-    parts = {_part_name(k): v for k, v in parts.items() if k != "boss"}
+    parts = {_part_name(k): v for k, v in parts.items() if k != "recipe"}
     return weighted_rank_average(parts, score.weights)

@@ -1,6 +1,6 @@
-"""The boss recipe: two autoencoders, three scores, one rank average.
+"""The house recipe: two autoencoders, three scores, one rank average.
 
-This is the package's own recipe, behind ``hw8 boss`` and the quality benchmark. It is
+This is the package's own recipe, behind ``hw8 recipe`` and the quality benchmark. It is
 not a student's method: notebook 05's challenge runs ``improved_scores`` with this module
 blocked, and its leaderboard gives no points to a method that uses it
 (:func:`hw8.checks.leaderboard.assert_own_method`). The leaderboard's boss level is measured on
@@ -58,7 +58,7 @@ MAX_REFERENCE_CODES = 20_000  # training codes the latent distance compares agai
 class DenseAE(WideFCN):
     """The recipe's dense member: :class:`hw8.models.WideFCN` at D-512-256-``latent``."""
 
-    name = "boss_dense"
+    name = "recipe_dense"
 
     def __init__(self, image_shape, widths=(512, 256), latent: int = 32):
         super().__init__(image_shape, widths, latent)
@@ -72,7 +72,7 @@ class ConvAE(Autoencoder):
     a multiple of 4 and the output is cropped back.
     """
 
-    name = "boss_conv"
+    name = "recipe_conv"
 
     def __init__(self, image_shape, channels=(16, 32, 64), latent: int = 32):
         super().__init__(image_shape)
@@ -159,13 +159,13 @@ def fit(
     optimizer = torch.optim.Adam(model.parameters(), lr=peak_lr / 3)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, peak_lr, total_steps=steps)
     batch_size = min(batch_size, len(data))
-    bar = progress_bar(total=steps, disable=not progress, desc=f"boss {model.name}", unit="step")
+    bar = progress_bar(total=steps, disable=not progress, desc=f"recipe {model.name}", unit="step")
     with bar:
         loss = train_steps(
             model, optimizer, data, batch_size, generator, steps, schedule=schedule, bar=bar
         )
     if not math.isfinite(loss):
-        raise TrainingError(f"boss recipe: the {model.name} loss became {loss}.")
+        raise TrainingError(f"house recipe: the {model.name} loss became {loss}.")
     return model.eval()
 
 
@@ -248,7 +248,7 @@ def train_member(
     return model, generator
 
 
-def run_boss(
+def run_recipe(
     task: AnomalyTask,
     *,
     device: torch.device | str | None = None,
@@ -259,9 +259,9 @@ def run_boss(
     knn: int = KNN,
     knn_angle: int = KNN_ANGLE,
 ) -> dict[str, np.ndarray]:
-    """Train every member and return every score, plus ``"boss"``: their rank average.
+    """Train every member and return every score, plus ``"recipe"``: their rank average.
 
-    Keys: ``"<member> residual"``, ``"<member> latent"`` for each member, and ``"boss"``.
+    Keys: ``"<member> residual"``, ``"<member> latent"`` for each member, and ``"recipe"``.
     ``epochs_scale`` multiplies the number of training steps; ``knn`` and ``knn_angle``
     are the neighbours of the latent and angle scores.
     """
@@ -279,11 +279,11 @@ def run_boss(
         )
         for part, values in parts.items():
             scores[f"{member.label} {part}"] = values
-    scores["boss"] = rank_average(list(scores.values()))
+    scores["recipe"] = rank_average(list(scores.values()))
     return scores
 
 
-def boss_scores(
+def recipe_scores(
     task: AnomalyTask,
     *,
     device: torch.device | str | None = None,
@@ -291,7 +291,7 @@ def boss_scores(
     epochs_scale: float = 1.0,
     progress: bool = True,
 ) -> np.ndarray:
-    """The boss recipe's anomaly score for every test image (higher = more anomalous)."""
-    return run_boss(task, device=device, seed=seed, epochs_scale=epochs_scale, progress=progress)[
-        "boss"
+    """The house recipe's anomaly score for every test image (higher = more anomalous)."""
+    return run_recipe(task, device=device, seed=seed, epochs_scale=epochs_scale, progress=progress)[
+        "recipe"
     ]
