@@ -2,7 +2,7 @@
 
 Builds a course from this repository's notebooks in a temporary folder
 (``nbgrader generate_assignment hw8``), hands in ``--copies`` copies of the correct
-submission (the source notebooks, as tests/test_nbgrader.py's ``correct`` student), then
+submission (the source notebooks, as tests/course/test_round_trip.py's ``correct`` student), then
 grades them twice, each in its own copy of the course: sequentially with ``nbgrader
 autograde hw8`` and in parallel with ``hw8 course grade hw8 --workers N`` (sandboxed, its
 default). Training is cut short (``HW8_QUICK=1``) unless ``--full``. Prints seconds per

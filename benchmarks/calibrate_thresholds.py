@@ -31,7 +31,7 @@ errors, and exits with status 1 when a rule is broken.
 
 Everything goes to ``hw8/data/thresholds.json``, the package data that ``hw8.checks.leaderboard``
 reads: there is no copy to update by hand. Notebook 05 and the README quote the
-thresholds in their text; tests/test_leaderboard.py and tests/test_notebooks_04_05.py
+thresholds in their text; tests/checks/test_leaderboard.py and tests/test_notebook_05.py
 fail until both show the new numbers.
 """
 

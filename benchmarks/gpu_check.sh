@@ -12,5 +12,5 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
 python3 -m pytest -q -p no:cacheprovider -rs --junitxml="$out/pytest_cuda.xml" \
   tests/test_device.py tests/test_models.py tests/test_train.py tests/test_anomaly.py \
-  tests/test_datasets.py tests/test_grading.py tests/test_cli.py 2>&1 | tee "$out/pytest_cuda.log" | tail -25
+  tests/test_datasets.py tests/checks/test_assertions.py tests/test_cli.py 2>&1 | tee "$out/pytest_cuda.log" | tail -25
 python3 benchmarks/speed.py --device cuda --json "$out/speed_cuda.json" 2>&1 | tee "$out/speed_cuda.log"

@@ -11,8 +11,22 @@ from hw8.datasets import load_bundled, one_class_task
 cuda = pytest.mark.cuda
 
 
+# The fixtures that run a notebook: a test that uses one must be marked `slow` (so that
+# `make test-fast`, `pytest -m "not slow"`, leaves it out).
+NOTEBOOK_FIXTURES = {"out01", "out02", "out03", "out04", "out05", "psnr"}
+
+
 def pytest_collection_modifyitems(items):
-    """Skip the tests marked ``cuda`` on a machine without a CUDA GPU."""
+    """Refuse a notebook-running test without the ``slow`` mark; skip the tests marked
+    ``cuda`` on a machine without a CUDA GPU."""
+    unmarked = [
+        item.nodeid
+        for item in items
+        if NOTEBOOK_FIXTURES & set(getattr(item, "fixturenames", ()))
+        and not item.get_closest_marker("slow")
+    ]
+    if unmarked:
+        raise pytest.UsageError(f"these tests run a notebook; mark them slow: {unmarked}")
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU")

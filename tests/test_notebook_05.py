@@ -7,24 +7,48 @@ test cells left out. The module also checks, from the source, the facts those st
 lean on (the sample's 50 optimiser steps, the k of the latent neighbours, both ReLU heads
 of the sample vae). The graded exercises themselves are tested by the notebook's own
 test cells (tests/test_notebooks.py, benchmarks/rerun_tests.py) and the nbgrader round
-trip (tests/test_nbgrader.py).
+trip (tests/course/test_round_trip.py).
+
+Then, from the source and in quick runs: 05 grades as designed (one point per leaderboard
+level for the student's own method, the challenge cell never retrains while grading,
+the recheck tags), and 05 runs on real-HW8-format files written by the package's
+exporter (the path a student takes with the Kaggle data: one variable, ``DATA_DIR``).
 """
 
 from __future__ import annotations
 
+import ast
+import importlib.util
+import os
 import re
+import shutil
+import time
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
+from nbclient import NotebookClient
 from notebook_outputs import line_starting, run_at_student_length
 from notebook_outputs import numbers as numbers_with
 
-from hw8.checks.leaderboard import BUNDLED_THRESHOLDS
+from hw8.anomaly import read_submission, write_submission
+from hw8.checks import leaderboard
+from hw8.checks.leaderboard import (
+    BUNDLED_THRESHOLDS,
+    DEFAULT_SCORES_FILE,
+    LEVELS,
+    package_recipe_references,
+)
+from hw8.datasets import HW8_LABELS_FILE, AnomalyTask, export_hw8, load_hw8, load_task
 from hw8.settings import SAMPLE_BATCH_SIZE, SAMPLE_EPOCHS
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
 NB05 = ROOT / "notebooks" / "hw8" / "05_anomaly_detection.ipynb"
+
+
 NUMBER = r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
 
 
@@ -33,6 +57,8 @@ def numbers(line: str) -> list[float]:
 
 
 MODELS = ("fcn", "cnn", "vae")
+
+
 CANDIDATES = (
     "reconstruction error",
     "central 20x20",
@@ -132,9 +158,6 @@ def out05(tmp_path_factory):
     return {key: value["text"] for key, value in result.items() if key != "seconds"}
 
 
-# ----------------------------------------------------------------------------- from the source
-
-
 def test_05_sample_models_take_one_optimiser_step_per_epoch_on_the_validation_split():
     """The text's "50 optimiser steps (one batch of 2000 per epoch)" on 384 images."""
     assert "HELD_OUT = 96" in source("ae05-code-compare-samples")
@@ -160,9 +183,6 @@ def test_05_names_both_relu_heads_of_the_sample_vae():
 def test_05_every_standard_error_printed_comes_from_the_stated_number_of_draws():
     assert "DRAWS = 30 if short_training() else 300" in source("ae05-code-choose-fit")
     assert "300 bootstrap draws each" in prose("ae05-text-compare-scores")
-
-
-# ----------------------------------------------------------------------------- sections 3, 7, 8
 
 
 def sample_test_aucs(out05) -> dict[str, float]:
@@ -215,9 +235,6 @@ def test_05_model_answer_quotes_the_validation_numbers_section_5_prints(out05):
     assert f"+{gap:.3f} with a paired standard error of {se:.3f}" in answer
     fcn = rows["fcn"]["rows"]["reconstruction error"]["auc"]
     assert f"fcn, has {fcn:.3f} there" in answer
-
-
-# ----------------------------------------------------------------------------- section 5
 
 
 @pytest.mark.slow
@@ -345,3 +362,222 @@ def test_05_training_seeds_move_the_auc_more_and_the_conclusions_hold_at_every_s
         gain = fcn[name]["mean"] - fcn["reconstruction error"]["mean"]
         assert gain < fcn[name]["spread"], (name, fcn)
     assert len(set(vae["standardised"]["each"])) == 1 and vae["standardised"]["spread"] == 0
+
+
+# ----------------------------------------------------------------------------- graded as designed
+
+
+def calibration():
+    """benchmarks/calibrate_thresholds.py as a module (it reads the instructor solution)."""
+    path = ROOT / "benchmarks" / "calibrate_thresholds.py"
+    spec = importlib.util.spec_from_file_location("calibrate_thresholds", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def cells_by_id(nb) -> dict:
+    return {cell.id: cell for cell in nb.cells}
+
+
+def graded(nb) -> dict[str, tuple]:
+    return {
+        m["grade_id"]: (cell.cell_type, m["points"], cell.source)
+        for cell in nb.cells
+        if (m := cell.metadata.get("nbgrader", {})).get("grade")
+    }
+
+
+def test_05_awards_one_point_per_leaderboard_level_to_the_students_own_method():
+    cells = graded(nbformat.read(NB05, 4))
+    for level in LEVELS:
+        kind, points, source = cells[f"ae05-test-leaderboard-{level}"]
+        assert (kind, points) == ("code", 1)
+        visible, hidden = source.split("### BEGIN HIDDEN TESTS")
+        assert "leaderboard.assert_own_method(improved_scores)" in visible
+        call = f'leaderboard.assert_level("{level}", LEADERBOARD_FILE, method=improved_scores)'
+        assert call in hidden
+
+
+def test_05_instructor_solution_is_not_the_package_recipe():
+    """The model answer of the challenge reaches the boss level with its own code."""
+    namespace = calibration().notebook_solution("cpu")
+    assert package_recipe_references(namespace["improved_scores"]) == []
+    source = cells_by_id(nbformat.read(NB05, 4))["ae05-solution-improved-scores"].source
+    assert "house_recipe" not in source.split("### BEGIN SOLUTION")[1]
+
+
+def test_05_challenge_cell_blocks_the_recipe_and_never_retrains_while_grading():
+    source = cells_by_id(nbformat.read(NB05, 4))["ae05-code-challenge-scores"].source
+    tree = ast.parse(source)
+    branch = next(node for node in tree.body if isinstance(node, ast.If))
+    assert ast.unparse(branch.test) == "autograding()"
+    assert "improved_scores" not in ast.unparse(branch.body)  # graded as handed in
+    calls = [node for node in ast.walk(ast.Module(branch.orelse, [])) if isinstance(node, ast.With)]
+    assert calls and all("without_package_recipe(globals())" in ast.unparse(w) for w in calls)
+    assert ast.unparse(ast.Module(branch.orelse, [])).count("improved_scores(") == len(calls)
+
+
+def test_05_skip_recheck_tags_only_locked_code_cells_no_test_needs():
+    nb = nbformat.read(NB05, 4)
+    tagged = [cell for cell in nb.cells if "skip-recheck" in cell.metadata.get("tags", [])]
+    assert {cell.id for cell in tagged} >= {"ae05-code-show-images", "ae05-code-challenge-scores"}
+    for cell in tagged:
+        meta = cell.metadata.get("nbgrader", {})
+        assert cell.cell_type == "code" and meta.get("locked") and not meta.get("grade"), cell.id
+
+
+def test_05_shows_the_calibrated_thresholds_and_one_data_switch():
+    nb = nbformat.read(NB05, 4)
+    text = "\n".join(cell.source for cell in nb.cells)
+    for level in LEVELS:
+        assert f"**{BUNDLED_THRESHOLDS[level]:.5f}**" in text, level
+    for hw8 in ("0.53458", "0.71931", "0.78950", "0.82221"):
+        assert hw8 in text
+    switches = [cell for cell in nb.cells if cell.source.startswith("DATA_DIR = None")]
+    assert len(switches) == 1 and "nbgrader" not in switches[0].metadata  # students edit it
+
+
+def run_05_as_autograded(tmp_path, monkeypatch, *, hand_in: bool, recheck: bool):
+    """Run notebook 05 as ``nbgrader autograde`` does (no HW8_QUICK), cell by cell.
+
+    ``recheck``: leave out the locked code cells tagged ``skip-recheck``, as the
+    independent re-check does. Returns (notebook, seconds per cell id, total seconds).
+    """
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(NB05, 4)
+    if recheck:
+        nb.cells = [c for c in nb.cells if "skip-recheck" not in c.metadata.get("tags", [])]
+    if hand_in:
+        write_submission(
+            leaderboard.bundled_labels().astype(float), tmp_path / leaderboard.DEFAULT_SCORES_FILE
+        )
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    monkeypatch.delenv("HW8_QUICK", raising=False)
+    monkeypatch.setenv("HW8_DEVICE", "cpu")
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    )
+    client = NotebookClient(
+        nb,
+        timeout=300,
+        kernel_name="python3",
+        allow_errors=True,
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
+    seconds = {}
+    start = time.perf_counter()
+    with client.setup_kernel():
+        for index, cell in enumerate(nb.cells):
+            begin = time.perf_counter()
+            client.execute_cell(cell, index)
+            seconds[cell.id] = time.perf_counter() - begin
+    return nb, seconds, time.perf_counter() - start
+
+
+def errors_by_cell(nb) -> dict[str, str]:
+    return {
+        cell.id: f"{out.ename}: {out.evalue}"
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.outputs
+        if out.output_type == "error"
+    }
+
+
+@pytest.mark.slow
+def test_05_autograde_is_cheap_and_the_recheck_cells_pass(tmp_path, monkeypatch, request):
+    nb, seconds, total = run_05_as_autograded(tmp_path, monkeypatch, hand_in=True, recheck=True)
+    assert errors_by_cell(nb) == {}
+    slowest = max(seconds, key=seconds.get)
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(
+            f"\n05 autograded (recheck cells): {total:.1f} s; slowest cell {slowest} "
+            f"{seconds[slowest]:.1f} s"
+        )
+    # well under the 300 s cell timeout: no cell takes a tenth of it, even on a busy machine
+    assert seconds[slowest] < 30, seconds
+
+
+@pytest.mark.slow
+def test_05_autograde_without_scores_file_gives_no_leaderboard_points(tmp_path, monkeypatch):
+    nb, _seconds, _total = run_05_as_autograded(tmp_path, monkeypatch, hand_in=False, recheck=False)
+    errors = errors_by_cell(nb)
+    assert set(errors) == {f"ae05-test-leaderboard-{level}" for level in LEVELS}, errors
+    assert all("scores file not found" in error for error in errors.values())
+    text = "".join(
+        out.get("text", "") for c in nb.cells if c.cell_type == "code" for out in c.outputs
+    )
+    assert "does not retrain the challenge" in text
+    assert not (tmp_path / leaderboard.DEFAULT_SCORES_FILE).exists()
+
+
+# ------------------------------------------------------------------------------ real HW8 files
+
+
+NOTEBOOK = ROOT / "notebooks" / "hw8" / "05_anomaly_detection.ipynb"
+
+
+TRAIN, TEST = 120, 30
+
+
+@pytest.fixture(scope="module")
+def hw8_folder(tmp_path_factory) -> Path:
+    """A small task exported in the HW8 file format, without the test labels."""
+    task = load_task("bundled")
+    keep = np.r_[np.flatnonzero(task.test_labels == 0)[:15], np.flatnonzero(task.test_labels)[:15]]
+    keep.sort()
+    small = AnomalyTask(
+        "small", task.train_images[:TRAIN], task.test_images[keep], task.test_labels[keep]
+    )
+    folder = tmp_path_factory.mktemp("hw8-data")
+    export_hw8(small, folder)
+    (folder / HW8_LABELS_FILE).unlink()  # Kaggle keeps the test labels
+    return folder
+
+
+def test_export_looks_like_the_kaggle_files(hw8_folder):
+    task = load_hw8(hw8_folder)
+    assert task.train_images.shape == (TRAIN, 64, 64, 3)
+    assert task.test_images.shape == (TEST, 64, 64, 3)
+    assert task.train_images.dtype == np.uint8 and task.test_labels is None
+
+
+@pytest.mark.slow
+def test_notebook_05_runs_on_hw8_files(hw8_folder, tmp_path, monkeypatch, request):
+    nb = nbformat.read(NOTEBOOK, as_version=nbformat.NO_CONVERT)
+    cells = [cell for cell in nb.cells if cell.source.startswith("DATA_DIR = None")]
+    assert len(cells) == 1, "notebook 05 should set DATA_DIR = None in one cell"
+    cells[0].source = cells[0].source.replace("DATA_DIR = None", f"DATA_DIR = {str(hw8_folder)!r}")
+    run_dir = tmp_path / "student"
+    run_dir.mkdir()
+    labels = leaderboard.bundled_labels()
+    handed_in = write_submission(labels.astype(float), run_dir / DEFAULT_SCORES_FILE)
+    before = handed_in.read_bytes()
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    monkeypatch.setenv("HW8_QUICK", "1")
+    monkeypatch.setenv("HW8_DEVICE", "cpu")
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    )
+    client = NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(run_dir)}}
+    )
+    start = time.perf_counter()
+    client.execute()  # raises CellExecutionError on any error, naming the cell
+    seconds = time.perf_counter() - start
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"\n05_anomaly_detection on HW8 files (HW8_QUICK=1): {seconds:.1f} s")
+    text = "".join(
+        out.get("text", "") for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs
+    )
+    assert "task: hw8" in text and "(120, 64, 64, 3)" in text
+    assert "Kaggle computes the AUC" in text
+    prediction = read_submission(run_dir / "prediction.csv", expected_rows=TEST)
+    assert np.isfinite(prediction).all()
+    assert "graded as saved" in text and "points: 4 / 4" in text
+    assert handed_in.read_bytes() == before, "the autograder must not overwrite the file"
+    shutil.rmtree(run_dir)

@@ -4,7 +4,7 @@ Every source notebook in notebooks/hw8/ (the instructor version, with solutions)
 nbclient, with ``HW8_QUICK=1`` (one epoch on a few hundred images) so the suite stays
 fast, then each test cell runs twice more with new random draws (the short version of
 benchmarks/rerun_tests.py); the time of each is printed. The released notebooks
-(solutions removed) are run by tests/test_nbgrader.py, which checks that they fail only
+(solutions removed) are run by tests/course/test_round_trip.py, which checks that they fail only
 with ``NotImplementedError``.
 """
 
@@ -56,6 +56,33 @@ def test_notebook_is_committed_clean_with_nbgrader_metadata(path):
     solutions = [m for m in meta if m["solution"] and not m["grade"]]
     for m in solutions:
         assert "### BEGIN SOLUTION" in sources[m["grade_id"]], m["grade_id"]
+
+
+def graded(nb) -> dict[str, tuple]:
+    """grade_id -> (cell type, points, source) of every graded cell."""
+    return {
+        m["grade_id"]: (cell.cell_type, m["points"], cell.source)
+        for cell in nb.cells
+        if (m := cell.metadata.get("nbgrader", {})).get("grade")
+    }
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
+def test_every_autograded_cell_has_visible_and_hidden_tests(path):
+    for grade_id, (kind, _points, source) in graded(read(path)).items():
+        if kind == "code":
+            visible = source.split("### BEGIN HIDDEN TESTS")[0]
+            assert "### BEGIN HIDDEN TESTS" in source, grade_id
+            assert visible.strip(), f"{grade_id}: no visible test"
+
+
+def test_written_answers_are_graded_by_hand():
+    """One answer in words per notebook, three in 04 (the ELBO's questions)."""
+    expected = {"04_elbo": 3}
+    for path in NOTEBOOKS:
+        written = [v for v in graded(read(path)).values() if v[0] == "markdown"]
+        assert len(written) == expected.get(path.stem, 1), path.stem
+        assert all(points > 0 for _, points, _ in written), path.stem
 
 
 def test_grade_ids_are_unique_across_the_assignment():

@@ -1,3 +1,5 @@
+import math
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
@@ -59,3 +61,49 @@ def test_image_rows_one_row_per_entry_and_latent_scatter(tmp_path):
     figure = plots.plot_latent_scatter(codes, labels, ("x", "y", "z"), path=tmp_path / "z.png")
     texts = [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
     assert texts == ["x", "y", "z"] and (tmp_path / "z.png").exists()
+
+
+# ----------------------------------------------------------------------------- latent space
+
+
+def test_latent_grid_covers_the_prior_by_equal_mass():
+    values, codes = plots.latent_grid(5, dims=(2, 0), latent=4)
+    probabilities = torch.distributions.Normal(0.0, 1.0).cdf(values)
+    np.testing.assert_allclose(probabilities, np.linspace(0.05, 0.95, 5), atol=1e-6)
+    grid = codes.view(5, 5, 4)
+    assert torch.equal(grid[0, :, 2], values)  # first dim of `dims` along the columns
+    assert torch.equal(grid[:, 0, 0], values.flip(0))  # second down the rows, largest on top
+    assert not grid[..., [1, 3]].any(), "other dimensions stay at the prior mean"
+
+
+@pytest.mark.parametrize("kwargs", [{"n": 1}, {"dims": (0, 0)}, {"dims": (0, 2)}, {"edge": 0.5}])
+def test_latent_grid_rejects_bad_arguments(kwargs):
+    with pytest.raises(ValueError, match="latent_grid"):
+        plots.latent_grid(**kwargs)
+
+
+def test_plot_latent_grid_tiles_one_decoded_image_per_code():
+    seen = []
+
+    def decode(z):
+        seen.append(z.shape)
+        return torch.tanh(z[:, :1, None, None]).expand(-1, 1, 7, 7)
+
+    figure = plots.plot_latent_grid(decode, latent=3, n=4)
+    assert seen == [torch.Size([16, 3])]
+    mosaic = np.asarray(figure.axes[0].images[0].get_array())
+    assert mosaic.shape == (28, 28)
+    assert mosaic[0, 0] < mosaic[0, -1], "z_1 grows from left to right"
+    plt.close(figure)
+
+
+def test_plot_kl_per_dimension_sorts_each_model_and_marks_the_threshold():
+    figure = plots.plot_kl_per_dimension(
+        {"a": torch.tensor([0.001, 2.0, 0.5]), "b": [1.0, 3.0]}, 0.01
+    )
+    lines = figure.axes[0].lines
+    assert [line.get_label() for line in lines] == ["a", "b", "active above"]
+    np.testing.assert_allclose(lines[0].get_ydata(), [2.0, 0.5, 0.001])
+    assert figure.axes[0].get_yscale() == "log"
+    assert math.isclose(lines[2].get_ydata()[0], 0.01)
+    plt.close(figure)

@@ -6,8 +6,9 @@ import torch
 from conftest import cuda
 
 from hw8 import train
+from hw8.datasets import load_bundled
 from hw8.device import seed_everything
-from hw8.models import build_model
+from hw8.models import Autoencoder, build_model
 
 
 def _fit(task, checkpoint=None, epochs=3, resume=False, name="cnn", **kwargs):
@@ -153,3 +154,29 @@ def test_training_on_cuda_matches_cpu_closely(small_task, amp):
     assert all(math.isfinite(v) for v in losses)
     tolerance = 0.1 if amp else 1e-2  # TF32 matrix products on CUDA
     assert losses == pytest.approx(cpu_losses, rel=tolerance)
+
+
+def test_train_calls_on_epoch_after_every_epoch():
+    class Tiny(Autoencoder):
+        name = "tiny"
+
+        def __init__(self):
+            super().__init__((1, 28, 28))
+            self.layer = torch.nn.Linear(784, 784)
+
+        def forward(self, x):
+            return self.layer(x.flatten(1)).view_as(x)
+
+    seen = []
+    model = Tiny()
+
+    def on_epoch(epoch, loss):
+        seen.append((epoch, loss))
+        model.eval()
+
+    seed_everything(0)
+    images = load_bundled().train_images[:64]
+    losses = train.train(model, images, epochs=3, batch_size=32, progress=False, on_epoch=on_epoch)
+    assert [epoch for epoch, _ in seen] == [1, 2, 3]
+    assert np.allclose([loss for _, loss in seen], losses)
+    assert model.training is False  # train() ends in eval mode, as before

@@ -1,6 +1,6 @@
 """The notebook lint: what must hold of the source notebooks before a release.
 
-``hw8 course check`` (and ``tests/test_course_lint.py``) run it on ``notebooks/hw8/``:
+``hw8 course check`` (and ``tests/course/test_lint.py``) run it on ``notebooks/hw8/``:
 
 - the notebooks are committed clean: valid nbformat, the ``python3`` kernel, no outputs,
   no execution counts, no attachments or inline base64 images (figures are files in

@@ -21,7 +21,7 @@ from hw8.checks.leaderboard import (
     points_for_auc,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RECORD = leaderboard.THRESHOLDS_FILE
 
 

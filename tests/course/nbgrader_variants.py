@@ -1,4 +1,4 @@
-"""Submissions that test the grader's fairness (tests/test_nbgrader.py).
+"""Submissions that test the grader's fairness (tests/course/test_round_trip.py).
 
 - ``ALTERNATIVES``: correct answers written differently from the model solutions (another
   formula, a reused activation module, another valid way to draw random numbers on the

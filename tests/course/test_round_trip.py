@@ -4,7 +4,7 @@ The Instructors section of the README runs these same commands:
 ``nbgrader generate_assignment hw8``, ``nbgrader autograde hw8``,
 ``nbgrader generate_feedback hw8`` and ``nbgrader export``. Every notebook found in
 notebooks/hw8/ takes part; each must register its planted mistakes in
-tests/nbgrader_plants.py.
+tests/course/nbgrader_plants.py.
 
 Submissions (all graded in one autograde call, except the hanging one):
 
@@ -16,7 +16,7 @@ Submissions (all graded in one autograde call, except the hanging one):
 - ``hanging``: an endless loop, graded with a short cell timeout: that cell times out, the
   other cells are graded;
 - ``different-a``, ``different-b``: correct answers written differently from the model
-  solutions (tests/nbgrader_variants.py): full marks;
+  solutions (tests/course/nbgrader_variants.py): full marks;
 - ``trick-*``: a planted mistake plus code that tries to fool the tests: no more points
   than the mistake alone (the kernel that ends itself is graded in a call of its own).
 
@@ -46,7 +46,7 @@ from hw8.checks import leaderboard
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SOURCE_DIR = ROOT / "notebooks" / "hw8"
 ASSIGNMENT = "hw8"
 HANGING_TIMEOUT_S = 20  # the cell timeout for the hanging submission only
@@ -277,7 +277,9 @@ def course(tmp_path_factory, request):
 def test_every_notebook_registers_a_planted_mistake():
     assert NOTEBOOKS, f"no notebooks in {SOURCE_DIR}"
     missing = [name for name in NOTEBOOKS if not plants.PLANTS.get(name)]
-    assert not missing, f"register planted mistakes in tests/nbgrader_plants.py for {missing}"
+    assert not missing, (
+        f"register planted mistakes in tests/course/nbgrader_plants.py for {missing}"
+    )
 
 
 def test_release_holds_the_notebooks_and_their_figures_and_nothing_else(course):

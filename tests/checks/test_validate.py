@@ -20,7 +20,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 from hw8.checks import validate
 from hw8.cli import main
 
-SOURCE = Path(__file__).resolve().parents[1] / "notebooks/hw8"
+SOURCE = Path(__file__).resolve().parents[2] / "notebooks/hw8"
 NB01 = SOURCE / "01_vanilla_autoencoder.ipynb"
 NB04 = SOURCE / "04_elbo.ipynb"
 NB05 = SOURCE / "05_anomaly_detection.ipynb"
@@ -71,6 +71,7 @@ def run(path: Path, capsys) -> tuple[int, str]:
 # ----------------------------------------------------------------------------- real runs
 
 
+@pytest.mark.slow  # runs the notebook
 def test_a_solved_notebook_is_ready_and_the_kernel_says_nothing(tmp_path, capfd, quick):
     path = tmp_path / NB04.name
     shutil.copy(NB04, path)
@@ -88,6 +89,7 @@ def test_a_solved_notebook_is_ready_and_the_kernel_says_nothing(tmp_path, capfd,
     assert "frozen" not in err and "IPKernelApp" not in err and "Debugger" not in err, err
 
 
+@pytest.mark.slow  # runs the notebook
 def test_the_blank_release_of_05_passes_no_test_and_names_every_exercise(tmp_path, capsys, quick):
     """The issue's case: the visible half of the leaderboard cells passes on the blank
     notebook, which grading scores 0; the tests now wait for `improved_scores`."""
@@ -112,6 +114,7 @@ def test_the_blank_release_of_05_passes_no_test_and_names_every_exercise(tmp_pat
     assert "error in " not in out  # every locked cell's failure is put down to an exercise
 
 
+@pytest.mark.slow  # runs the notebook
 def test_one_exercise_left_blank_is_named_and_the_others_pass(tmp_path, capsys, quick):
     nb = nbformat.read(NB01, 4)
     blank = release(NB01)
@@ -129,6 +132,7 @@ def test_one_exercise_left_blank_is_named_and_the_others_pass(tmp_path, capsys, 
     assert out.count("FAILED") == 1
 
 
+@pytest.mark.slow  # runs the notebook
 def test_one_exercise_wrong_fails_its_own_test_only(tmp_path, capsys, quick):
     nb = nbformat.read(NB01, 4)
     (cell,) = [c for c in nb.cells if c.id == "ae01-solution-mse-loss"]

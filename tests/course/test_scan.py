@@ -10,7 +10,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from hw8.course.scan import course_code, shadowing_files, suspicious_code
 
-SOURCE = Path(__file__).resolve().parents[1] / "notebooks" / "hw8"
+SOURCE = Path(__file__).resolve().parents[2] / "notebooks" / "hw8"
 
 
 def notebook(tmp_path: Path, *sources: str) -> Path:

@@ -19,7 +19,7 @@ import pytest
 from hw8.cli import main
 from hw8.course import lint
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "notebooks" / "hw8"
 RELEASED = ROOT / "notebooks" / "released_ids.json"
 NB03 = "03_variational_autoencoder.ipynb"

@@ -816,7 +816,7 @@ c.ExportApp.plugin_class = GradesExport
 
 def test_the_course_config_uses_the_hand_grading_steps():
     """The repository's nbgrader_config.py names the same steps as the tests below."""
-    text = (Path(__file__).resolve().parents[1] / "nbgrader_config.py").read_text()
+    text = (Path(__file__).resolve().parents[2] / "nbgrader_config.py").read_text()
     for name in ("MarkHandGrading", "FeedbackExporter", "GradesExport"):
         assert name in text
     assert "c.ExportApp.plugin_class = GradesExport" in text

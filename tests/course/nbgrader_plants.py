@@ -1,4 +1,4 @@
-"""Planted wrong answers for the nbgrader round trip (tests/test_nbgrader.py).
+"""Planted wrong answers for the nbgrader round trip (tests/course/test_round_trip.py).
 
 Each notebook in notebooks/hw8/ registers at least one :class:`Plant` under its name
 (the file name without ``.ipynb``): a typical student mistake that replaces the whole source

@@ -1,0 +1,1 @@
+"""Tests of hw8/checks/, one file per module."""

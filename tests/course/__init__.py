@@ -1,0 +1,1 @@
+"""Tests of hw8/course/, one file per module."""
