@@ -63,7 +63,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import recipe_selection  # noqa: E402
 
 import hw8  # noqa: E402
-from hw8 import anomaly, datasets, files, house_recipe, train  # noqa: E402
+from hw8 import anomaly, datasets, files, house_recipe, stats, train  # noqa: E402
 from hw8.device import resolve_device, seed_everything  # noqa: E402
 from hw8.models import build_model  # noqa: E402
 from hw8.settings import SAMPLE_SEED  # noqa: E402
@@ -76,6 +76,7 @@ QUICK_TRAIN_IMAGES = 1000
 SAMPLE_EPOCHS, SAMPLE_BATCH = 30, 100  # hw8 train's defaults for --data fashion-mnist
 QUICK_SAMPLE_EPOCHS = 10
 QUICK_RECIPE_SCALE = 0.5
+BOOTSTRAP_DRAWS = 200  # resamples of the test split behind each AUC's standard error
 SEED = SAMPLE_SEED
 DEFAULT_FIGURE = ROOT / "assets" / "quality_fashion_mnist.png"
 
@@ -182,16 +183,26 @@ def versions() -> dict[str, str]:
     }
 
 
-def summarise(per_class: dict[str, dict[str, float]], seconds: dict[str, float]) -> dict:
-    """Per-class AUCs, their mean and the seconds each method took, per method."""
-    return {
-        method: {
+def summarise(
+    per_class: dict[str, dict[str, float]],
+    seconds: dict[str, float],
+    errors: dict[str, dict[str, float]] | None = None,
+) -> dict:
+    """Per-class AUCs, their mean and the seconds each method took, per method; with
+    ``errors`` (each class's bootstrap standard error), those and the mean's."""
+    summary = {}
+    for method, aucs in per_class.items():
+        summary[method] = {
             "per_class": dict(aucs),
             "mean": float(np.mean(list(aucs.values()))),
             "seconds": round(seconds[method], 1),
         }
-        for method, aucs in per_class.items()
-    }
+        if errors and errors.get(method):
+            ses = np.array(list(errors[method].values()))
+            summary[method]["standard_error_per_class"] = dict(errors[method])
+            # the classes' test sets are scored independently: the errors add in squares
+            summary[method]["standard_error_of_mean"] = float(np.sqrt((ses**2).sum()) / len(ses))
+    return summary
 
 
 def format_table(results: dict) -> str:
@@ -232,7 +243,7 @@ def run_validation(args) -> dict:
         data = quick_training_split(data)
     grid = recipe_selection.QUICK_GRID if args.quick else recipe_selection.FULL_GRID
     classes = args.classes or (QUICK_CLASSES if args.quick else tuple(range(10)))
-    aucs, chosen, times = {}, {}, {"selection": 0.0, "final": 0.0}
+    aucs, chosen, errors, times = {}, {}, {}, {"selection": 0.0, "final": 0.0}
     started = time.perf_counter()
     results = {}
     for c in classes:
@@ -246,6 +257,7 @@ def run_validation(args) -> dict:
         scores = recipe_selection.final_scores(task, picked["chosen"], device=device, seed=SEED)
         times["final"] += time.perf_counter() - tick
         aucs[str(c)], chosen[str(c)] = anomaly.roc_auc(task.test_labels, scores), picked
+        errors[str(c)] = stats.bootstrap_standard_error(task.test_labels, scores, BOOTSTRAP_DRAWS)
         print(
             f"class {c}: chosen {picked['chosen']} (validation AUC "
             f"{picked['validation_auc']:.4f}); test AUC {aucs[str(c)]:.4f}",
@@ -266,7 +278,11 @@ def run_validation(args) -> dict:
                 "grid": grid.describe(),
                 "per_class": dict(chosen),
             },
-            "methods": summarise({"recipe": aucs}, {"recipe": times["selection"] + times["final"]}),
+            "methods": summarise(
+                {"recipe": aucs},
+                {"recipe": times["selection"] + times["final"]},
+                {"recipe": errors},
+            ),
         }
         if args.json:  # write after every class, so a long run leaves partial results
             write_json(results, args.json)
@@ -330,16 +346,17 @@ def write_json(results: dict, path: Path) -> None:
 def merge(paths: list[Path]) -> dict:
     """Join runs over different classes (say, in parallel processes) into one result."""
     runs = [json.loads(Path(p).read_text()) for p in paths]
-    per_class, seconds = {}, {}
+    per_class, seconds, errors = {}, {}, {}
     for part in runs:
         for method, entry in part["methods"].items():
             per_class.setdefault(method, {}).update(entry["per_class"])
+            errors.setdefault(method, {}).update(entry.get("standard_error_per_class", {}))
             seconds[method] = seconds.get(method, 0.0) + entry["seconds"]
-    for method in per_class:
-        per_class[method] = dict(sorted(per_class[method].items(), key=lambda kv: int(kv[0])))
+    by_class = {m: dict(sorted(v.items(), key=lambda kv: int(kv[0]))) for m, v in per_class.items()}
+    complete = {m: errors[m] for m in by_class if set(errors[m]) == set(by_class[m])}
     merged = {**runs[0], "seconds": round(sum(r["seconds"] for r in runs), 1)}
     merged["merged_from"] = [list(next(iter(r["methods"].values()))["per_class"]) for r in runs]
-    merged["methods"] = summarise(per_class, seconds)
+    merged["methods"] = summarise(by_class, seconds, complete)
     if "selection" in runs[0]:  # validation protocol: every class's chosen setting
         chosen = {}
         for part in runs:

@@ -115,3 +115,7 @@ def test_quality_validation_protocol_records_each_class_choice(tmp_path):
         assert len(picked["grid_aucs"]) == grid["size"]
         assert picked["validation_auc"] == max(picked["grid_aucs"])
     assert data["methods"]["recipe"]["mean"] > 0.85
+    errors = data["methods"]["recipe"]["standard_error_per_class"]
+    assert set(errors) == classes and all(0 < se < 0.1 for se in errors.values())
+    expected = (sum(se**2 for se in errors.values()) ** 0.5) / len(errors)
+    assert data["methods"]["recipe"]["standard_error_of_mean"] == pytest.approx(expected)

@@ -121,7 +121,14 @@ def test_merge_keeps_every_class_choice(tmp_path):
     for c in ("0", "1"):
         result = {
             "seconds": 1.0,
-            "methods": {"recipe": {"per_class": {c: 0.9}, "mean": 0.9, "seconds": 1.0}},
+            "methods": {
+                "recipe": {
+                    "per_class": {c: 0.9},
+                    "mean": 0.9,
+                    "seconds": 1.0,
+                    "standard_error_per_class": {c: 0.03},
+                }
+            },
             "selection": {"grid": {}, "per_class": {c: {"chosen": {"c": c}}}},
         }
         path = tmp_path / f"{c}.json"
@@ -130,6 +137,9 @@ def test_merge_keeps_every_class_choice(tmp_path):
     merged = quality.merge(parts)
     assert set(merged["selection"]["per_class"]) == {"0", "1"}
     assert merged["methods"]["recipe"]["per_class"] == {"0": 0.9, "1": 0.9}
+    recipe = merged["methods"]["recipe"]
+    assert recipe["standard_error_per_class"] == {"0": 0.03, "1": 0.03}
+    assert recipe["standard_error_of_mean"] == pytest.approx((2 * 0.03**2) ** 0.5 / 2)
 
 
 def test_full_grid_is_declared_and_small():
