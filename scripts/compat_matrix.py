@@ -147,12 +147,15 @@ def build_wheel(work: Path, log) -> Path:
 
 def course_test_files() -> list[Path]:
     """Tests of hw8.course, the instructor's room: they need the ``course`` extra (nbgrader),
-    which a student's environment does not have, so the matrix leaves them out."""
+    which a student's environment does not have, so the matrix leaves them out: every test
+    file, in any folder under tests/, that imports hw8.course, or nbgrader at module level."""
     uses_course = re.compile(
-        r"^\s*(from hw8\.course\b|import hw8\.course\b|from hw8 import course\b)", re.M
+        r"^(\s*(from hw8\.course\b|import hw8\.course\b|from hw8 import course\b)"
+        r"|(from nbgrader\b|import nbgrader\b))",
+        re.M,
     )
     return sorted(
-        path for path in (ROOT / "tests").glob("test_*.py") if uses_course.search(path.read_text())
+        path for path in (ROOT / "tests").rglob("test_*.py") if uses_course.search(path.read_text())
     )
 
 

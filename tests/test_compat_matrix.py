@@ -71,6 +71,19 @@ def test_only_tests_of_the_course_room_are_left_out():
     assert ROOT / "tests" / "test_compat_matrix.py" not in left_out
 
 
+def test_every_test_file_that_imports_the_course_room_at_module_level_is_left_out():
+    """Found in any folder under tests/ (tests/course/ moved there once and the matrix's
+    student environments, which have no nbgrader, failed to collect them)."""
+    left_out = set(compat_matrix.course_test_files())
+    top_level = re.compile(
+        r"^(from hw8\.course|from hw8 import course|import nbgrader|from nbgrader)", re.M
+    )
+    needing = {p for p in (ROOT / "tests").rglob("test_*.py") if top_level.search(p.read_text())}
+    assert ROOT / "tests" / "course" / "test_autograde.py" in needing
+    assert needing <= left_out, sorted(map(str, needing - left_out))
+    assert ROOT / "tests" / "test_compat_matrix.py" not in left_out
+
+
 def test_differences_finds_moved_missing_and_unexpected_packages():
     expected = {"numpy": "2.1.3", "torch": "2.13.0", "tqdm": "4.67.1"}
     found = {"numpy": "2.4.6", "torch": "2.13.0+cpu", "dask": "1.0"}
