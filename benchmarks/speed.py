@@ -22,6 +22,8 @@ Models: the sample fcn, cnn and vae at batch 2000, and a wide FCN
     PYTHONPATH=. python3 benchmarks/speed.py --device cuda --json speed_cuda.json
     PYTHONPATH=. python3 benchmarks/speed.py --device cpu --json benchmarks/results/speed_cpu.json
     PYTHONPATH=. python3 benchmarks/speed.py --device cpu --main-job --notebooks  # + end to end
+    PYTHONPATH=. python3 benchmarks/speed.py --device cpu --amp --compile \
+        --json benchmarks/results/speed_cpu_amp_compile.json  # hw8 with both CPU switches
 
 Only torch, numpy and tqdm are needed for the model timings; ``--main-job`` runs the
 README's main-job command (``hw8 recipe``) and ``--notebooks`` executes every source
@@ -53,6 +55,7 @@ import sample_pipeline  # noqa: E402
 
 import hw8  # noqa: E402
 from hw8.datasets import iterate_batches, to_device  # noqa: E402
+from hw8.device import native_bfloat16  # noqa: E402
 from hw8.models import Autoencoder, WideFCN, build_model  # noqa: E402
 from hw8.settings import SAMPLE_BATCH_SIZE, SAMPLE_LR, SAMPLE_SEED  # noqa: E402
 from hw8.train import make_optimizer, train_epoch  # noqa: E402
@@ -128,13 +131,18 @@ class SampleRun:
 
 class Hw8Run:
     """hw8.train's epoch for one model: the images moved to the device once (timed apart
-    as ``setup_s``), then warmed up on a few batches."""
+    as ``setup_s``), then warmed up on a few batches (timed as ``warmup_s``: with
+    ``compile`` it holds the compile time). ``amp`` and ``compile`` are hw8.train's."""
 
-    def __init__(self, name: str, images: np.ndarray, device: torch.device):
+    def __init__(
+        self, name: str, images: np.ndarray, device: torch.device, amp=False, compile=False
+    ):
         self.batch = MODEL_BATCH[name]
         self.device = device
         self.model = make_model(name).to(device).train()
         self.optimizer = make_optimizer(self.model, SAMPLE_LR, device)
+        self.use_amp = amp and native_bfloat16(device)
+        self.loss_fn = torch.compile(self.model.loss) if compile else None
         self.generator = torch.Generator().manual_seed(SAMPLE_SEED)
         synchronize(device)
         start = time.perf_counter()
@@ -142,14 +150,29 @@ class Hw8Run:
         synchronize(device)
         self.setup_s = time.perf_counter() - start
         warm = self.data[: WARMUP_BATCHES * self.batch]
-        train_epoch(self.model, self.optimizer, warm, self.batch, self.generator)
+        start = time.perf_counter()
+        self.epoch_on(warm)
+        synchronize(device)
+        self.warmup_s = time.perf_counter() - start
+
+    def epoch_on(self, data: torch.Tensor) -> float:
+        """One pass of hw8's epoch over ``data``; returns the mean loss."""
+        return train_epoch(
+            self.model,
+            self.optimizer,
+            data,
+            self.batch,
+            self.generator,
+            self.use_amp,
+            loss_fn=self.loss_fn,
+        )
 
     def epoch(self) -> tuple[float, float]:
         """Seconds and mean loss of one timed epoch."""
         hw8_settings(self.device)
         synchronize(self.device)
         start = time.perf_counter()
-        loss = train_epoch(self.model, self.optimizer, self.data, self.batch, self.generator)
+        loss = self.epoch_on(self.data)
         synchronize(self.device)
         return time.perf_counter() - start, loss
 
@@ -165,7 +188,9 @@ def spread(values: list[float]) -> dict[str, float]:
     }
 
 
-def time_model(name: str, images: np.ndarray, device: torch.device, repeats: int) -> dict:
+def time_model(
+    name: str, images: np.ndarray, device: torch.device, repeats: int, options: dict
+) -> dict:
     """Time ``repeats`` epochs of each pipeline, interleaved, and summarise them.
 
     Both pipelines are built and warmed up once; then each repeat times one epoch of
@@ -173,8 +198,8 @@ def time_model(name: str, images: np.ndarray, device: torch.device, repeats: int
     run hits both alike. Each pipeline's model keeps training from epoch to epoch.
     """
     load_before = load_average()
-    sample, ours = SampleRun(name, images, device), Hw8Run(name, images, device)
-    setup_s = ours.setup_s
+    sample, ours = SampleRun(name, images, device), Hw8Run(name, images, device, **options)
+    setup_s, warmup_s = ours.setup_s, ours.warmup_s
     sample_runs, hw8_runs = [], []
     sample_loss = hw8_loss = float("nan")
     for repeat in range(repeats):
@@ -211,6 +236,7 @@ def time_model(name: str, images: np.ndarray, device: torch.device, repeats: int
         "sample_images_per_s": round(count / sample_stats["median"], 1),
         "hw8_images_per_s": round(count / hw8_stats["median"], 1),
         "hw8_setup_s": round(setup_s, 4),
+        "hw8_warmup_s": round(warmup_s, 2),
         "sample_loss": round(sample_loss, 5),
         "hw8_loss": round(hw8_loss, 5),
         "load_average_before": load_before,
@@ -378,12 +404,14 @@ def run(args) -> dict:
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(count, *HW8_TRAIN_SHAPE), dtype=np.uint8)
     repeats = args.repeats or DEFAULT_REPEATS.get(device.type, 3)
+    options = {"amp": args.amp, "compile": args.compile}
     results = {
         "device": describe_device(device),
         "versions": versions(),
         "n_images": count,
         "repeats": repeats,
         "timing": TIMING_NOTE,
+        "hw8_options": options | {"bfloat16_used": args.amp and native_bfloat16(device)},
         "load_average_before": load_average(),
         "models": {},
     }
@@ -399,7 +427,7 @@ def run(args) -> dict:
         if name not in MODEL_BATCH:
             raise SystemExit(f"unknown model {name!r}; choose from {', '.join(MODEL_BATCH)}")
         used = images[:wide_count] if name == "wide_fcn" else images
-        entry = time_model(name, used, device, repeats)
+        entry = time_model(name, used, device, repeats, options)
         if name == "wide_fcn":
             entry["layers"] = "12288-" + "-".join(map(str, WIDE_FCN_WIDTHS)) + " mirrored"
         results["models"][name] = entry
@@ -441,6 +469,8 @@ def parse_args(argv=None):
     parser.add_argument(
         "--repeats", type=int, help="timed epochs per pipeline and model (default: cpu 5, else 3)"
     )
+    parser.add_argument("--amp", action="store_true", help="hw8 trains with amp (bfloat16)")
+    parser.add_argument("--compile", action="store_true", help="hw8 trains with torch.compile")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--main-job", action="store_true", help="also time `hw8 recipe` on cpu")
     parser.add_argument("--notebooks", action="store_true", help="also run all notebooks on cpu")

@@ -125,6 +125,7 @@ def command_train(args) -> int:
         checkpoint=out / "checkpoint.pt",
         resume=args.resume,
         amp=args.amp,
+        compile=args.compile,
     )
     scores = anomaly.reconstruction_scores(
         model, task.test_images, metric=args.metric, device=device
@@ -353,7 +354,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=positive(float), default=SAMPLE_LR)
     p.add_argument("--device", help="cpu, cuda or mps (default: best available, or $HW8_DEVICE)")
     p.add_argument("--metric", choices=SCORE_METRICS, default="l2")
-    p.add_argument("--amp", action="store_true", help="bfloat16 autocast on CUDA")
+    p.add_argument(
+        "--amp",
+        action="store_true",
+        help="bfloat16 autocast where the device has it in hardware (CUDA; CPUs with AMX or "
+        "AVX512-BF16); faster for the conv models, slower for wide_fcn on the CPU",
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="compile the model's loss with torch.compile (needs a C++ compiler; "
+        "costs seconds at the start, pays off over long runs of the conv models)",
+    )
     p.add_argument("--out", type=Path, default=Path("runs/train"))
     p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")
     p.set_defaults(run=command_train)

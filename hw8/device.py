@@ -92,6 +92,17 @@ def available_devices() -> list[torch.device]:
     return devices
 
 
+def native_bfloat16(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 in hardware: CUDA GPUs that support it, CPUs
+    with AMX or AVX512-BF16 (oneDNN's check). Elsewhere bfloat16 is emulated and slower."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+        return bool(check is not None and check())
+    return False
+
+
 def seed_everything(seed: int) -> torch.Generator:
     """Seed Python, NumPy and PyTorch; return a CPU ``torch.Generator`` seeded the same."""
     random.seed(seed)

@@ -9,6 +9,7 @@ where it stopped (on the CPU, bit for bit the same result as an uninterrupted ru
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 
 from hw8.datasets import iterate_batches, to_device
-from hw8.device import fit_threads, resolve_device, seed_everything
+from hw8.device import fit_threads, native_bfloat16, resolve_device, seed_everything
 from hw8.errors import CheckpointError, TrainingError
 from hw8.files import write_atomically
 from hw8.models import Autoencoder, build_model
@@ -107,6 +108,7 @@ def train(
     checkpoint: Path | str | None = None,
     resume: bool = False,
     amp: bool = False,
+    compile: bool = False,
     progress: bool = True,
     on_epoch: Callable[[int, float], None] | None = None,
 ) -> list[float]:
@@ -117,8 +119,12 @@ def train(
     initial weights repeat too. ``checkpoint`` is written at the start and after every
     epoch; with ``resume`` the
     run continues from it (the returned list then holds every epoch, old and new).
-    ``amp`` uses bfloat16 autocast on CUDA and is ignored elsewhere. On CUDA the loop
-    also turns on TF32 matrix products, cuDNN autotuning and the fused Adam kernel.
+    ``amp`` uses bfloat16 autocast where the device computes bfloat16 in hardware (CUDA;
+    CPUs with AMX or AVX512-BF16: ``hw8.device.native_bfloat16``) and is ignored with a
+    warning elsewhere, where emulated bfloat16 is slower. ``compile`` runs the model's loss
+    (forward and backward) through ``torch.compile``; compiling takes seconds, so it pays
+    off on long runs (``benchmarks/cpu_options.py`` measures both switches per model). On
+    CUDA the loop also turns on TF32 matrix products, cuDNN autotuning and fused Adam.
     ``on_epoch(epoch, loss)``, when given, is called after every finished epoch (numbered
     from 1) with that epoch's mean loss, for example to measure the model as it trains;
     the model is back in training mode when it returns. On the CPU the number of threads
@@ -149,7 +155,14 @@ def train(
             config["cpu_threads"] = fit_threads(threads)
     elif checkpoint is not None:
         _save(checkpoint, model, optimizer, 0, losses, generator, config)
-    use_amp = amp and device.type == "cuda"
+    use_amp = amp and native_bfloat16(device)
+    if amp and not use_amp:
+        warnings.warn(
+            f"amp ignored: {device} has no native bfloat16, so autocast would be slower; "
+            "training runs in float32.",
+            stacklevel=2,
+        )
+    loss_fn = torch.compile(model.loss) if compile else model.loss
     bar = progress_bar(
         total=(epochs - start) * steps_per_epoch(len(data), batch_size),
         disable=not progress,
@@ -158,7 +171,9 @@ def train(
     )
     try:
         for epoch in range(start, epochs):
-            loss = train_epoch(model, optimizer, data, batch_size, generator, use_amp, bar)
+            loss = train_epoch(
+                model, optimizer, data, batch_size, generator, use_amp, bar, loss_fn=loss_fn
+            )
             if not math.isfinite(loss):
                 kept = f" The checkpoint {checkpoint} keeps epoch {epoch}." if checkpoint else ""
                 raise TrainingError(
@@ -176,10 +191,23 @@ def train(
         if checkpoint is not None:
             bar.write(f"Interrupted: {checkpoint} holds the last finished epoch; resume it.")
         raise
+    except Exception as error:
+        if compile and compiler_failed(error):
+            raise TrainingError(
+                f"torch.compile could not compile {model.name}'s loss ({type(error).__name__}). "
+                "It needs a working C++ compiler for the CPU (gcc or clang; MSVC on Windows) "
+                "and Triton for CUDA. Train without compile (leave out --compile)."
+            ) from error
+        raise
     finally:
         bar.close()
     model.eval()
     return losses
+
+
+def compiler_failed(error: BaseException) -> bool:
+    """Whether ``error`` came from torch.compile's machinery (Dynamo or Inductor)."""
+    return type(error).__module__.startswith(("torch._dynamo", "torch._inductor"))
 
 
 def make_optimizer(model: Autoencoder, lr: float, device: torch.device) -> torch.optim.Adam:
@@ -219,17 +247,20 @@ def train_steps(
     schedule: torch.optim.lr_scheduler.LRScheduler | None = None,
     use_amp: bool = False,
     bar=None,
+    loss_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> float:
     """Run ``steps`` optimiser steps on shuffled batches of ``data``; return the mean loss.
 
     Passes over the data follow each other until ``steps`` are done (the last pass may
     stop part-way). A last batch of a single image is skipped, since BatchNorm needs two.
     ``schedule`` (a learning-rate scheduler) steps after every optimiser step; ``bar`` is
-    an optional tqdm bar. The loss stays on the device; the host reads it only every 20
+    an optional tqdm bar; ``loss_fn`` replaces ``model.loss`` (a compiled one, say). The
+    loss stays on the device; the host reads it only every 20
     steps (for the bar) and at the end, so the GPU is not stalled after every batch.
     """
     if len(data) < 2:
         raise ValueError(f"training needs at least 2 images; found {len(data)}.")
+    loss_fn = model.loss if loss_fn is None else loss_fn
     total = torch.zeros((), device=data.device)
     done = images = 0
     while done < steps:
@@ -237,7 +268,7 @@ def train_steps(
             if len(batch) < 2:
                 continue
             with torch.autocast(data.device.type, dtype=torch.bfloat16, enabled=use_amp):
-                loss = model.loss(batch)
+                loss = loss_fn(batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -254,9 +285,19 @@ def train_steps(
     return total.item() / images
 
 
-def train_epoch(model, optimizer, data, batch_size, generator, use_amp=False, bar=None) -> float:
+def train_epoch(
+    model, optimizer, data, batch_size, generator, use_amp=False, bar=None, loss_fn=None
+) -> float:
     """One pass over ``data`` (see :func:`train_steps`); returns the mean loss per image."""
     steps = steps_per_epoch(len(data), batch_size)
     return train_steps(
-        model, optimizer, data, batch_size, generator, steps, use_amp=use_amp, bar=bar
+        model,
+        optimizer,
+        data,
+        batch_size,
+        generator,
+        steps,
+        use_amp=use_amp,
+        bar=bar,
+        loss_fn=loss_fn,
     )

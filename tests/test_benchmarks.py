@@ -78,6 +78,60 @@ def test_speed_script_writes_the_documented_json(tmp_path):
     assert (tmp_path / "speed.png").stat().st_size > 0 and figure.axes
 
 
+def test_speed_script_records_hw8s_cpu_switches(tmp_path):
+    out = tmp_path / "speed.json"
+    result = run_script(
+        "benchmarks/speed.py", "--device", "cpu", "--n", "24", "--threads", "1",
+        "--models", "cnn", "--repeats", "1", "--amp", "--json", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads(out.read_text())
+    native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    assert data["hw8_options"] == {"amp": True, "compile": False, "bfloat16_used": native}
+    assert data["models"]["cnn"]["hw8_warmup_s"] > 0
+
+
+def check_cpu_options_record(data: dict) -> None:
+    """A cpu_options.py record: fp32 is the yardstick, every run ratio recomputes."""
+    assert data["run_epochs"] > 0 and data["keep_at_run_ratio"] == 1.2
+    for model in data["models"].values():
+        variants = model["variants"]
+        base = variants["fp32"]
+        assert base["run_ratio"] == 1.0 and base["ratio_paired_median"] == 1.0
+        base_run = base["warmup_s"] + data["run_epochs"] * base["epoch_s"]
+        for entry in variants.values():
+            assert len(entry["epoch_s_runs"]) == data["repeats"]
+            assert entry["epoch_s"] == pytest.approx(np.median(entry["epoch_s_runs"]), abs=1e-3)
+            run = entry["warmup_s"] + data["run_epochs"] * entry["epoch_s"]
+            assert entry["run_ratio"] == pytest.approx(base_run / run, abs=0.02)
+            paired = [
+                b / t for b, t in zip(base["epoch_s_runs"], entry["epoch_s_runs"], strict=True)
+            ]
+            assert entry["ratio_paired_median"] == pytest.approx(np.median(paired), abs=0.02)
+
+
+def test_cpu_options_script_writes_the_documented_json(tmp_path):
+    out = tmp_path / "cpu_options.json"
+    result = run_script(
+        "benchmarks/cpu_options.py", "--n", "16", "--models", "fcn", "cnn",
+        "--variants", "channels_last", "bf16", "--repeats", "2", "--run-epochs", "3",
+        "--json", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads(out.read_text())
+    check_cpu_options_record(data)
+    expected = {"fp32", "bf16"} if data["native_bf16"] else {"fp32"}
+    assert set(data["models"]["fcn"]["variants"]) == expected  # channels-last: convs only
+    assert set(data["models"]["cnn"]["variants"]) == expected | {"channels_last"}
+
+
+def test_the_recorded_cpu_options_agree_with_themselves():
+    data = json.loads((ROOT / "benchmarks" / "results" / "cpu_options.json").read_text())
+    check_cpu_options_record(data)
+    assert data["compile_cache"].startswith("cold")
+    assert set(data["models"]) == {"fcn", "cnn", "vae", "wide_fcn"}
+
+
 @pytest.mark.slow
 def test_quality_quick_mode_ranks_the_house_recipe_first(tmp_path):
     out = tmp_path / "quality.json"

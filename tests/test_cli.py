@@ -252,3 +252,39 @@ def test_grade_help_and_the_readme_state_one_memory_limit_default():
     assert memory.help == f"GiB per process (default: {MEMORY_LIMIT_DEFAULT})"
     readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
     assert f"(`--memory-limit` GiB; default {MEMORY_LIMIT_DEFAULT})" in readme
+
+
+def test_train_passes_amp_and_compile_to_the_training_loop(monkeypatch, tmp_path, capsys):
+    from hw8 import train
+
+    seen = {}
+    real_train = train.train
+
+    def recording(*args, **kwargs):
+        seen.update(amp=kwargs["amp"], compile=kwargs["compile"])
+        return real_train(*args, **{**kwargs, "amp": False, "compile": False})
+
+    monkeypatch.setattr(train, "train", recording)
+    argv = ["train", "--epochs", "1", "--device", "cpu", "--amp", "--compile"]
+    code, _, _ = _run(capsys, *argv, "--out", tmp_path / "run")
+    assert code == 0 and seen == {"amp": True, "compile": True}
+
+
+def test_a_failing_compiler_is_a_clear_error_not_a_traceback(monkeypatch, tmp_path, capsys):
+    import torch
+
+    class InductorError(RuntimeError):
+        pass
+
+    InductorError.__module__ = "torch._inductor.exc"
+
+    def broken_compile(function):
+        def run(batch):
+            raise InductorError("C++ compile error: cl is not found")
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    argv = ["train", "--epochs", "1", "--device", "cpu", "--compile", "--out", tmp_path / "run"]
+    code, _, err = _run(capsys, *argv)
+    assert code != 0 and "leave out --compile" in err and "Traceback" not in err

@@ -117,3 +117,34 @@ def test_kl_to_prior_is_the_closed_form():
     logvar = torch.tensor([[math.log(4.0), 0.0]], dtype=torch.float64)
     expected = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)
     torch.testing.assert_close(kl_to_prior(mu, logvar), expected)
+
+
+def test_kl_to_prior_keeps_float32_precision_for_bfloat16_inputs():
+    """Under bfloat16 autocast the heads give bfloat16; var - 1 - log var of a posterior
+    near the prior cancels to noise in 8 mantissa bits (summed, a tenth of the truth)."""
+    from hw8.models import kl_to_prior
+
+    generator = torch.Generator().manual_seed(0)
+    mu = 0.05 * torch.rand(100_000, generator=generator)
+    logvar = 0.02 * torch.rand(100_000, generator=generator)
+    exact = kl_to_prior(mu.double(), logvar.double()).sum()
+    rounded = kl_to_prior(mu.bfloat16(), logvar.bfloat16())
+    assert rounded.dtype == torch.float32
+    inputs_only = kl_to_prior(mu.bfloat16().double(), logvar.bfloat16().double()).sum()
+    assert abs(rounded.sum().item() - inputs_only.item()) < 1e-4 * inputs_only.item()
+    assert abs(inputs_only.item() - exact.item()) < 0.05 * exact.item()
+
+
+@pytest.mark.parametrize("name", ["vae", "conv_vae"])
+def test_a_vae_loss_under_cpu_bfloat16_autocast_is_close_to_float32(name):
+    from hw8.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(name, (3, 32, 32))
+    x = torch.rand(64, 3, 32, 32) * 2 - 1
+    torch.manual_seed(1)
+    full = model.loss(x).item()
+    torch.manual_seed(1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        half = model.loss(x).item()
+    assert abs(half - full) < 0.02 * abs(full), (half, full)

@@ -7,7 +7,7 @@ from conftest import cuda
 
 from hw8 import train
 from hw8.datasets import load_bundled
-from hw8.device import seed_everything
+from hw8.device import native_bfloat16, seed_everything
 from hw8.models import Autoencoder, build_model
 
 
@@ -60,11 +60,11 @@ def test_interrupt_leaves_a_usable_checkpoint(small_task, tmp_path, monkeypatch)
     real_epoch = train.train_epoch
     calls = []
 
-    def interrupted(*args):
+    def interrupted(*args, **kwargs):
         calls.append(1)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real_epoch(*args)
+        return real_epoch(*args, **kwargs)
 
     monkeypatch.setattr(train, "train_epoch", interrupted)
     with pytest.raises(KeyboardInterrupt):
@@ -180,3 +180,78 @@ def test_train_calls_on_epoch_after_every_epoch():
     assert [epoch for epoch, _ in seen] == [1, 2, 3]
     assert np.allclose([loss for _, loss in seen], losses)
     assert model.training is False  # train() ends in eval mode, as before
+
+
+native_bf16_cpu = pytest.mark.skipif(
+    not native_bfloat16(torch.device("cpu")),
+    reason="this CPU has no native bfloat16 (AMX or AVX512-BF16)",
+)
+
+
+@native_bf16_cpu
+@pytest.mark.parametrize("name", ["cnn", "vae"])
+def test_amp_on_a_cpu_with_native_bfloat16_trains_in_bfloat16_close_to_float32(small_task, name):
+    _, full = _fit(small_task, epochs=2, name=name)
+    seen = []
+    real_autocast = torch.autocast
+
+    def recording_autocast(*args, **kwargs):
+        seen.append((args, kwargs))
+        return real_autocast(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch, "autocast", recording_autocast)
+        _, half = _fit(small_task, epochs=2, name=name, amp=True)
+    assert seen and all(kw == {"dtype": torch.bfloat16, "enabled": True} for _, kw in seen)
+    assert half != full  # bfloat16 did run
+    assert half == pytest.approx(full, rel=0.05)  # and the KL kept float32 precision
+
+
+def test_amp_where_bfloat16_is_emulated_warns_and_trains_in_float32(small_task, monkeypatch):
+    _, full = _fit(small_task, epochs=1, name="vae")
+    monkeypatch.setattr(train, "native_bfloat16", lambda device: False)
+    with pytest.warns(UserWarning, match="amp ignored: cpu has no native bfloat16"):
+        _, ignored = _fit(small_task, epochs=1, name="vae", amp=True)
+    assert ignored == full
+
+
+@pytest.mark.slow  # compiling takes seconds
+def test_compile_trains_the_same_model_as_without(small_task, tmp_path):
+    plain, plain_losses = _fit(small_task, epochs=2, name="cnn")
+    path = tmp_path / "checkpoint.pt"
+    compiled, compiled_losses = _fit(small_task, path, epochs=2, name="cnn", compile=True)
+    assert compiled_losses == pytest.approx(plain_losses, rel=1e-4)
+    for p, q in zip(plain.state_dict().values(), compiled.state_dict().values(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-3, atol=1e-4)
+    state = torch.load(path, weights_only=True)
+    assert set(state["model_state"]) == set(plain.state_dict())  # no compiler wrapper names
+
+
+def test_a_failing_compiler_says_how_to_train_without_it(small_task, monkeypatch):
+    class BackendCompilerFailed(RuntimeError):
+        pass
+
+    BackendCompilerFailed.__module__ = "torch._dynamo.exc"
+
+    def broken_compile(function):
+        def run(batch):
+            raise BackendCompilerFailed("inductor: no C++ compiler found")
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    with pytest.raises(train.TrainingError, match="leave out --compile") as caught:
+        _fit(small_task, epochs=1, compile=True)
+    assert isinstance(caught.value.__cause__, BackendCompilerFailed)
+
+
+def test_an_error_that_is_not_the_compilers_passes_through(small_task, monkeypatch):
+    def broken_compile(function):
+        def run(batch):
+            raise ZeroDivisionError("a bug in the model")
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    with pytest.raises(ZeroDivisionError, match="a bug in the model"):
+        _fit(small_task, epochs=1, compile=True)
