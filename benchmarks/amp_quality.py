@@ -116,6 +116,7 @@ def main(argv=None) -> int:
             flush=True,
         )
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0

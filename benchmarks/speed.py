@@ -411,7 +411,11 @@ def run(args) -> dict:
         "n_images": count,
         "repeats": repeats,
         "timing": TIMING_NOTE,
-        "hw8_options": options | {"bfloat16_used": args.amp and native_bfloat16(device)},
+        "hw8_options": options
+        | {
+            "bfloat16_used": args.amp and native_bfloat16(device),
+            "compile_cache": "Inductor's cache as found" if args.compile else None,
+        },
         "load_average_before": load_average(),
         "models": {},
     }

@@ -101,7 +101,7 @@ def score_summary(task, scores: np.ndarray) -> dict:
 def command_train(args) -> int:
     """Train one model, then write checkpoint, scores, metrics and figures to ``--out``."""
     from hw8 import anomaly, train
-    from hw8.device import resolve_device, seed_everything
+    from hw8.device import native_bfloat16, resolve_device, seed_everything
     from hw8.models import MODEL_NAMES, build_model
 
     if args.model not in MODEL_NAMES:
@@ -125,7 +125,7 @@ def command_train(args) -> int:
         checkpoint=out / "checkpoint.pt",
         resume=args.resume,
         amp=args.amp,
-        compile=args.compile,
+        compile_loss=args.compile,
     )
     scores = anomaly.reconstruction_scores(
         model, task.test_images, metric=args.metric, device=device
@@ -136,6 +136,8 @@ def command_train(args) -> int:
         "data": task.name,
         "device": str(device),
         "epochs": epochs,
+        "amp": args.amp and native_bfloat16(device),
+        "compile": args.compile,
         "final_loss": losses[-1],
         "seconds": round(time.perf_counter() - started, 2),
         **score_summary(task, scores),
@@ -357,14 +359,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--amp",
         action="store_true",
-        help="bfloat16 autocast where the device has it in hardware (CUDA; CPUs with AMX or "
-        "AVX512-BF16); faster for the conv models, slower for wide_fcn on the CPU",
+        help="bfloat16 autocast where the device has it in hardware (NVIDIA GPUs from Ampere "
+        "on; CPUs with AVX512-BF16 or AMX); which models gain: benchmarks/RESULTS.md",
     )
     p.add_argument(
         "--compile",
         action="store_true",
         help="compile the model's loss with torch.compile (needs a C++ compiler; "
-        "costs seconds at the start, pays off over long runs of the conv models)",
+        "costs seconds at the start, pays off over long runs)",
     )
     p.add_argument("--out", type=Path, default=Path("runs/train"))
     p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")

@@ -93,13 +93,14 @@ def available_devices() -> list[torch.device]:
 
 
 def native_bfloat16(device: torch.device) -> bool:
-    """Whether ``device`` computes bfloat16 in hardware: CUDA GPUs that support it, CPUs
-    with AMX or AVX512-BF16 (oneDNN's check). Elsewhere bfloat16 is emulated and slower."""
+    """Whether ``device`` computes bfloat16 in hardware: NVIDIA GPUs from Ampere on
+    (compute capability 8), CPUs with AVX512-BF16 or AMX. Elsewhere bfloat16 is emulated
+    (a plain AVX-512 CPU, an older GPU, Apple's MPS here) and slower than float32."""
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+        return torch.cuda.get_device_capability(device)[0] >= 8
     if device.type == "cpu":
-        check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
-        return bool(check is not None and check())
+        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+        return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
     return False
 
 

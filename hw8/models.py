@@ -172,13 +172,14 @@ def posterior(mu: torch.Tensor, logvar: torch.Tensor) -> Normal:
 
 
 def kl_to_prior(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(q(z | x) || N(0, 1)) of every element, by ``torch.distributions``, in float32.
+    """KL(q(z | x) || N(0, 1)) of every element, by ``torch.distributions``, in at least
+    float32.
 
     Under bfloat16 autocast ``mu`` and ``logvar`` arrive in bfloat16, whose 8-bit mantissa
     cancels the KL of a posterior near the prior (``var - 1 - log var``) to noise; the
     terms are computed in at least float32 whatever the inputs' precision.
     """
-    precision = torch.promote_types(mu.dtype, torch.float32)
+    precision = torch.promote_types(torch.promote_types(mu.dtype, logvar.dtype), torch.float32)
     mu, logvar = mu.to(precision), logvar.to(precision)
     prior = Normal(torch.zeros_like(mu), torch.ones_like(mu))
     return kl_divergence(posterior(mu, logvar), prior)

@@ -108,7 +108,7 @@ def train(
     checkpoint: Path | str | None = None,
     resume: bool = False,
     amp: bool = False,
-    compile: bool = False,
+    compile_loss: bool = False,
     progress: bool = True,
     on_epoch: Callable[[int, float], None] | None = None,
 ) -> list[float]:
@@ -119,12 +119,15 @@ def train(
     initial weights repeat too. ``checkpoint`` is written at the start and after every
     epoch; with ``resume`` the
     run continues from it (the returned list then holds every epoch, old and new).
-    ``amp`` uses bfloat16 autocast where the device computes bfloat16 in hardware (CUDA;
-    CPUs with AMX or AVX512-BF16: ``hw8.device.native_bfloat16``) and is ignored with a
-    warning elsewhere, where emulated bfloat16 is slower. ``compile`` runs the model's loss
-    (forward and backward) through ``torch.compile``; compiling takes seconds, so it pays
-    off on long runs (``benchmarks/cpu_options.py`` measures both switches per model). On
-    CUDA the loop also turns on TF32 matrix products, cuDNN autotuning and fused Adam.
+    ``amp`` uses bfloat16 autocast where the device computes bfloat16 in hardware (NVIDIA
+    GPUs from Ampere on; CPUs with AVX512-BF16 or AMX: ``hw8.device.native_bfloat16``) and
+    is ignored with a warning elsewhere, where emulated bfloat16 is slower.
+    ``compile_loss`` runs the model's loss (forward and backward) through
+    ``torch.compile``; compiling takes seconds, so it pays off on long runs
+    (``benchmarks/cpu_options.py`` measures both switches per model). Both are kept in the
+    checkpoint; resuming with other switches warns that the result will differ from an
+    uninterrupted run. On CUDA the loop also turns on TF32 matrix products, cuDNN
+    autotuning and fused Adam.
     ``on_epoch(epoch, loss)``, when given, is called after every finished epoch (numbered
     from 1) with that epoch's mean loss, for example to measure the model as it trains;
     the model is back in training mode when it returns. On the CPU the number of threads
@@ -142,7 +145,9 @@ def train(
     model.to(device).train()
     optimizer = make_optimizer(model, lr, device)
     data = to_device(images, device)
+    use_amp = use_bfloat16(amp, device)
     config = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed}
+    config |= {"amp": use_amp, "compile_loss": compile_loss}
     if device.type == "cpu":
         config["cpu_threads"] = torch.get_num_threads()
     start, losses = 0, []
@@ -153,16 +158,9 @@ def train(
         threads = state["config"].get("cpu_threads")
         if device.type == "cpu" and threads:  # the same threads: the same sums, bit for bit
             config["cpu_threads"] = fit_threads(threads)
+        warn_if_switches_differ(state["config"], config, checkpoint)
     elif checkpoint is not None:
         _save(checkpoint, model, optimizer, 0, losses, generator, config)
-    use_amp = amp and native_bfloat16(device)
-    if amp and not use_amp:
-        warnings.warn(
-            f"amp ignored: {device} has no native bfloat16, so autocast would be slower; "
-            "training runs in float32.",
-            stacklevel=2,
-        )
-    loss_fn = torch.compile(model.loss) if compile else model.loss
     bar = progress_bar(
         total=(epochs - start) * steps_per_epoch(len(data), batch_size),
         disable=not progress,
@@ -170,6 +168,7 @@ def train(
         unit="batch",
     )
     try:
+        loss_fn = torch.compile(model.loss) if compile_loss else model.loss
         for epoch in range(start, epochs):
             loss = train_epoch(
                 model, optimizer, data, batch_size, generator, use_amp, bar, loss_fn=loss_fn
@@ -192,11 +191,13 @@ def train(
             bar.write(f"Interrupted: {checkpoint} holds the last finished epoch; resume it.")
         raise
     except Exception as error:
-        if compile and compiler_failed(error):
+        if compile_loss and compiler_failed(error):
+            first_line = (str(error).strip().splitlines() or [""])[0]
             raise TrainingError(
-                f"torch.compile could not compile {model.name}'s loss ({type(error).__name__}). "
-                "It needs a working C++ compiler for the CPU (gcc or clang; MSVC on Windows) "
-                "and Triton for CUDA. Train without compile (leave out --compile)."
+                f"torch.compile could not compile {model.name}'s loss ({type(error).__name__}: "
+                f"{first_line}). It needs a working C++ compiler for the CPU (gcc or clang; "
+                "MSVC on Windows) and Triton for CUDA. Train without compiling (leave out "
+                "--compile)."
             ) from error
         raise
     finally:
@@ -205,9 +206,41 @@ def train(
     return losses
 
 
+def use_bfloat16(amp: bool, device: torch.device) -> bool:
+    """Whether ``amp`` can be honoured on ``device``; warns (to the caller of ``train``)
+    when it was asked for where bfloat16 is only emulated."""
+    if amp and not native_bfloat16(device):
+        warnings.warn(
+            f"amp ignored: {device} has no native bfloat16, so autocast would be slower; "
+            "training runs in float32.",
+            stacklevel=3,
+        )
+        return False
+    return amp
+
+
+def warn_if_switches_differ(saved: dict, config: dict, checkpoint: Path | str) -> None:
+    """Warn when a resumed run's amp or compile switch differs from the checkpoint's."""
+    for key in ("amp", "compile_loss"):
+        before, now = saved.get(key, False), config[key]
+        if before != now:
+            warnings.warn(
+                f"{checkpoint}: trained with {key}={before}, resumed with {key}={now}; "
+                "the result will differ from an uninterrupted run.",
+                stacklevel=3,
+            )
+
+
 def compiler_failed(error: BaseException) -> bool:
-    """Whether ``error`` came from torch.compile's machinery (Dynamo or Inductor)."""
-    return type(error).__module__.startswith(("torch._dynamo", "torch._inductor"))
+    """Whether ``error`` is torch.compile's compiler failing (Inductor's backend, the C++
+    compiler, Triton), as opposed to a bug in the model that tracing ran into."""
+    from torch._dynamo import exc as dynamo
+    from torch._inductor import exc as inductor
+
+    names = ((dynamo, "BackendCompilerFailed"), (inductor, "CppCompileError"))
+    names += ((inductor, "InvalidCxxCompiler"), (inductor, "TritonMissing"))
+    kinds = tuple(getattr(module, name) for module, name in names if hasattr(module, name))
+    return isinstance(error, kinds)
 
 
 def make_optimizer(model: Autoencoder, lr: float, device: torch.device) -> torch.optim.Adam:

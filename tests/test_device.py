@@ -198,3 +198,22 @@ def test_two_busy_processes_leave_training_one_thread():
             process.kill()
             process.wait()
     assert out == ["2", "1"], out
+
+
+def test_native_bfloat16_on_the_cpu_needs_avx512_bf16_or_amx(monkeypatch):
+    """A plain AVX-512 CPU (Skylake to Ice Lake) only emulates bfloat16: not native."""
+    for bf16, amx, expected in [(False, False, False), (True, False, True), (False, True, True)]:
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=bf16: v)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v)
+        assert device.native_bfloat16(torch.device("cpu")) is expected
+
+
+def test_native_bfloat16_on_cuda_needs_ampere_or_later(monkeypatch):
+    for capability, expected in [((7, 0), False), ((7, 5), False), ((8, 0), True), ((9, 0), True)]:
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d, c=capability: c)
+        assert device.native_bfloat16(torch.device("cuda")) is expected
+
+
+def test_native_bfloat16_elsewhere_is_false():
+    assert device.native_bfloat16(torch.device("mps")) is False
+    assert device.native_bfloat16(torch.device("meta")) is False

@@ -135,12 +135,13 @@ def test_kl_to_prior_keeps_float32_precision_for_bfloat16_inputs():
     assert abs(inputs_only.item() - exact.item()) < 0.05 * exact.item()
 
 
-@pytest.mark.parametrize("name", ["vae", "conv_vae"])
-def test_a_vae_loss_under_cpu_bfloat16_autocast_is_close_to_float32(name):
+def test_the_sample_vae_loss_under_cpu_bfloat16_autocast_is_close_to_float32():
+    """The sample VAE's KL (summed over the batch, posteriors at the prior's width) is
+    most of its loss, so a KL lost to bfloat16 shows (conv_vae's is too small to)."""
     from hw8.models import build_model
 
     torch.manual_seed(0)
-    model = build_model(name, (3, 32, 32))
+    model = build_model("vae", (3, 32, 32))
     x = torch.rand(64, 3, 32, 32) * 2 - 1
     torch.manual_seed(1)
     full = model.loss(x).item()

@@ -1,4 +1,5 @@
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -184,7 +185,7 @@ def test_train_calls_on_epoch_after_every_epoch():
 
 native_bf16_cpu = pytest.mark.skipif(
     not native_bfloat16(torch.device("cpu")),
-    reason="this CPU has no native bfloat16 (AMX or AVX512-BF16)",
+    reason="this CPU has no native bfloat16 (AVX512-BF16 or AMX)",
 )
 
 
@@ -204,45 +205,94 @@ def test_amp_on_a_cpu_with_native_bfloat16_trains_in_bfloat16_close_to_float32(s
         _, half = _fit(small_task, epochs=2, name=name, amp=True)
     assert seen and all(kw == {"dtype": torch.bfloat16, "enabled": True} for _, kw in seen)
     assert half != full  # bfloat16 did run
-    assert half == pytest.approx(full, rel=0.05)  # and the KL kept float32 precision
+    assert half == pytest.approx(full, rel=0.05)
 
 
-def test_amp_where_bfloat16_is_emulated_warns_and_trains_in_float32(small_task, monkeypatch):
+def test_amp_where_bfloat16_is_emulated_warns_the_caller_and_trains_in_float32(
+    small_task, monkeypatch
+):
     _, full = _fit(small_task, epochs=1, name="vae")
     monkeypatch.setattr(train, "native_bfloat16", lambda device: False)
-    with pytest.warns(UserWarning, match="amp ignored: cpu has no native bfloat16"):
+    with pytest.warns(UserWarning, match="amp ignored: cpu has no native bfloat16") as caught:
         _, ignored = _fit(small_task, epochs=1, name="vae", amp=True)
     assert ignored == full
+    assert [Path(w.filename).name for w in caught] == [Path(__file__).name]  # the caller's line
 
 
 @pytest.mark.slow  # compiling takes seconds
 def test_compile_trains_the_same_model_as_without(small_task, tmp_path):
     plain, plain_losses = _fit(small_task, epochs=2, name="cnn")
     path = tmp_path / "checkpoint.pt"
-    compiled, compiled_losses = _fit(small_task, path, epochs=2, name="cnn", compile=True)
+    compiled, compiled_losses = _fit(small_task, path, epochs=2, name="cnn", compile_loss=True)
     assert compiled_losses == pytest.approx(plain_losses, rel=1e-4)
     for p, q in zip(plain.state_dict().values(), compiled.state_dict().values(), strict=True):
         torch.testing.assert_close(p, q, rtol=1e-3, atol=1e-4)
     state = torch.load(path, weights_only=True)
     assert set(state["model_state"]) == set(plain.state_dict())  # no compiler wrapper names
+    assert state["config"]["compile_loss"] is True
 
 
-def test_a_failing_compiler_says_how_to_train_without_it(small_task, monkeypatch):
-    class BackendCompilerFailed(RuntimeError):
-        pass
+@pytest.mark.parametrize("switch", ["amp", "compile_loss"])
+def test_resuming_with_another_switch_warns_that_the_result_will_differ(
+    small_task, tmp_path, monkeypatch, switch
+):
+    monkeypatch.setattr(train, "native_bfloat16", lambda device: True)
+    monkeypatch.setattr(torch, "compile", lambda function: function)  # no compiling here
+    path = tmp_path / "checkpoint.pt"
+    _fit(small_task, path, epochs=1, **{switch: True})
+    assert torch.load(path, weights_only=True)["config"][switch] is True
+    with pytest.warns(
+        UserWarning, match=f"trained with {switch}=True, resumed with {switch}=False"
+    ):
+        _fit(small_task, path, epochs=2, resume=True)
 
-    BackendCompilerFailed.__module__ = "torch._dynamo.exc"
 
+def test_resuming_with_the_same_switches_does_not_warn(small_task, tmp_path, recwarn):
+    path = tmp_path / "checkpoint.pt"
+    _fit(small_task, path, epochs=1)
+    _fit(small_task, path, epochs=2, resume=True)
+    assert not [w for w in recwarn if "resumed with" in str(w.message)]
+
+
+def compiler_errors():
+    from torch._dynamo.exc import BackendCompilerFailed
+    from torch._inductor.exc import CppCompileError, InvalidCxxCompiler
+
+    yield InvalidCxxCompiler()
+    yield CppCompileError(["g++", "kernel.cpp"], "fatal error: Python.h: No such file")
+    try:  # Inductor wraps what its backend raised
+        raise InvalidCxxCompiler()
+    except InvalidCxxCompiler as inner:
+        yield BackendCompilerFailed(lambda *a: None, inner, None)
+
+
+@pytest.mark.parametrize("error", list(compiler_errors()), ids=lambda e: type(e).__name__)
+def test_a_failing_compiler_says_how_to_train_without_it(small_task, monkeypatch, error):
     def broken_compile(function):
         def run(batch):
-            raise BackendCompilerFailed("inductor: no C++ compiler found")
+            raise error
 
         return run
 
     monkeypatch.setattr(torch, "compile", broken_compile)
     with pytest.raises(train.TrainingError, match="leave out --compile") as caught:
-        _fit(small_task, epochs=1, compile=True)
-    assert isinstance(caught.value.__cause__, BackendCompilerFailed)
+        _fit(small_task, epochs=1, compile_loss=True)
+    assert caught.value.__cause__ is error
+    assert type(error).__name__ in str(caught.value)
+
+
+def test_a_bug_the_tracer_runs_into_is_not_blamed_on_the_compiler(small_task, monkeypatch):
+    from torch._dynamo.exc import TorchRuntimeError
+
+    def broken_compile(function):
+        def run(batch):
+            raise TorchRuntimeError("shape mismatch in the model")
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    with pytest.raises(TorchRuntimeError, match="shape mismatch"):
+        _fit(small_task, epochs=1, compile_loss=True)
 
 
 def test_an_error_that_is_not_the_compilers_passes_through(small_task, monkeypatch):
@@ -254,4 +304,4 @@ def test_an_error_that_is_not_the_compilers_passes_through(small_task, monkeypat
 
     monkeypatch.setattr(torch, "compile", broken_compile)
     with pytest.raises(ZeroDivisionError, match="a bug in the model"):
-        _fit(small_task, epochs=1, compile=True)
+        _fit(small_task, epochs=1, compile_loss=True)
