@@ -1,8 +1,9 @@
 """CPU training options: which of PyTorch's CPU switches make hw8's training loop faster.
 
 For each model (the sample fcn, cnn and vae at batch 2000, the wide FCN at batch 128,
-as in benchmarks/speed.py), the same model from the same seed is trained by
-``hw8.train.train_epoch`` on the same random uint8 images in each of these variants:
+as in benchmarks/speed.py), the same model from the same seed is trained by speed.py's
+hw8 pipeline (``hw8.train.train_epoch``) on the same random uint8 images in each of these
+variants:
 
 * ``fp32``: hw8 as it is (the batches are already channels-last, since the images are
   stored NHWC; the weights are not);
@@ -42,7 +43,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,19 +59,17 @@ from speed import (  # noqa: E402
     DEFAULT_N_WIDE_CPU,
     HW8_TRAIN_SHAPE,
     MODEL_BATCH,
-    WARMUP_BATCHES,
+    Hw8Run,
     describe_device,
     load_average,
-    make_model,
     spread,
     versions,
 )
 
-from hw8.datasets import to_device  # noqa: E402
 from hw8.device import native_bfloat16  # noqa: E402
-from hw8.settings import SAMPLE_EPOCHS, SAMPLE_LR, SAMPLE_SEED  # noqa: E402
-from hw8.train import make_optimizer, train_epoch  # noqa: E402
+from hw8.settings import SAMPLE_EPOCHS  # noqa: E402
 
+CPU = torch.device("cpu")
 CONV_MODELS = {"cnn", "vae"}
 HW8_TRAIN_IMAGES = 100_000  # the real HW8 training set
 KEEP_AT = 1.2  # the run ratio a switch must reach to be worth its complexity (issue 22)
@@ -94,11 +92,6 @@ VARIANTS = (
 )
 
 
-def native_bf16() -> bool:
-    """Whether this CPU computes bfloat16 natively (hw8's rule: AVX512-BF16 or AMX)."""
-    return native_bfloat16(torch.device("cpu"))
-
-
 def cpu_bfloat16_features() -> dict[str, bool]:
     """The CPU features behind ``native_bf16``, recorded with the results."""
     return {
@@ -117,41 +110,13 @@ def applicable(variant: Variant, model_name: str) -> bool:
     """channels-last only matters for convolutions; bfloat16 only where it is native."""
     if variant.channels_last and model_name not in CONV_MODELS:
         return False
-    return not (variant.bf16 and not native_bf16())
+    return not (variant.bf16 and not native_bfloat16(CPU))
 
 
-class VariantRun:
-    """One model in one variant: built from the sample seed, warmed up, ready to time."""
-
-    def __init__(self, name: str, variant: Variant, data: torch.Tensor):
-        self.variant, self.batch, self.data = variant, MODEL_BATCH[name], data
-        self.model = make_model(name).train()
-        if variant.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.optimizer = make_optimizer(self.model, SAMPLE_LR, torch.device("cpu"))
-        self.loss_fn = torch.compile(self.model.loss) if variant.compile else None
-        self.generator = torch.Generator().manual_seed(SAMPLE_SEED)
-        start = time.perf_counter()
-        self.epoch_on(data[: WARMUP_BATCHES * self.batch])
-        self.warmup_s = time.perf_counter() - start
-
-    def epoch_on(self, data: torch.Tensor) -> float:
-        """One pass of hw8's epoch over ``data``; returns the mean loss."""
-        return train_epoch(
-            self.model,
-            self.optimizer,
-            data,
-            self.batch,
-            self.generator,
-            self.variant.bf16,
-            loss_fn=self.loss_fn,
-        )
-
-    def epoch(self) -> tuple[float, float]:
-        """Seconds and mean loss of one timed epoch."""
-        start = time.perf_counter()
-        loss = self.epoch_on(self.data)
-        return time.perf_counter() - start, loss
+def variant_run(name: str, variant: Variant, images: np.ndarray) -> Hw8Run:
+    """speed.py's hw8 pipeline for one model in one variant, built and warmed up."""
+    options = {"amp": variant.bf16, "compile": variant.compile}
+    return Hw8Run(name, images, CPU, **options, channels_last=variant.channels_last)
 
 
 def cold_warmup_seconds(name: str, variant: Variant, count: int) -> float:
@@ -168,9 +133,8 @@ def time_model(
     name: str, images: np.ndarray, repeats: int, run_epochs: int, chosen: list[str], cold: bool
 ) -> dict:
     """Every applicable variant of one model, timed interleaved; summaries per variant."""
-    data = to_device(images, "cpu")
     variants = [v for v in VARIANTS if applicable(v, name) and v.name in chosen]
-    runs = {v.name: VariantRun(name, v, data) for v in variants}
+    runs = {v.name: variant_run(name, v, images) for v in variants}
     warmups = {v.name: runs[v.name].warmup_s for v in variants}
     if cold:
         for variant in (v for v in variants if v.compile):
@@ -218,7 +182,7 @@ def run(args) -> dict:
     images = random_images(count)
     results = {
         "device": describe_device(torch.device("cpu")),
-        "native_bf16": native_bf16(),
+        "native_bf16": native_bfloat16(CPU),
         "cpu_bfloat16_features": cpu_bfloat16_features(),
         "versions": versions(),
         "n_images": count,
@@ -292,8 +256,8 @@ def main(argv=None) -> int:
     if args.cold_warmup:
         name, variant_name, count = args.cold_warmup
         variant = next(v for v in VARIANTS if v.name == variant_name)
-        data = to_device(random_images(int(count)), "cpu")
-        print(json.dumps({"warmup_s": VariantRun(name, variant, data).warmup_s}))
+        built = variant_run(name, variant, random_images(int(count)))
+        print(json.dumps({"warmup_s": built.warmup_s}))
         return 0
     results = run(args)
     if args.json:

@@ -132,14 +132,24 @@ class SampleRun:
 class Hw8Run:
     """hw8.train's epoch for one model: the images moved to the device once (timed apart
     as ``setup_s``), then warmed up on a few batches (timed as ``warmup_s``: with
-    ``compile`` it holds the compile time). ``amp`` and ``compile`` are hw8.train's."""
+    ``compile`` it holds the compile time). ``amp`` and ``compile`` are hw8.train's
+    switches; ``channels_last`` stores the weights channels-last (benchmarks/cpu_options.py).
+    """
 
     def __init__(
-        self, name: str, images: np.ndarray, device: torch.device, amp=False, compile=False
+        self,
+        name: str,
+        images: np.ndarray,
+        device: torch.device,
+        amp=False,
+        compile=False,
+        channels_last=False,
     ):
         self.batch = MODEL_BATCH[name]
         self.device = device
         self.model = make_model(name).to(device).train()
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = make_optimizer(self.model, SAMPLE_LR, device)
         self.use_amp = amp and native_bfloat16(device)
         self.loss_fn = torch.compile(self.model.loss) if compile else None

@@ -266,8 +266,9 @@ def compiler_errors():
         yield BackendCompilerFailed(lambda *a: None, inner, None)
 
 
-@pytest.mark.parametrize("error", list(compiler_errors()), ids=lambda e: type(e).__name__)
-def test_a_failing_compiler_says_how_to_train_without_it(small_task, monkeypatch, error):
+def compile_raising(monkeypatch, error: Exception) -> None:
+    """Make ``torch.compile`` return a loss that raises ``error`` when called."""
+
     def broken_compile(function):
         def run(batch):
             raise error
@@ -275,6 +276,11 @@ def test_a_failing_compiler_says_how_to_train_without_it(small_task, monkeypatch
         return run
 
     monkeypatch.setattr(torch, "compile", broken_compile)
+
+
+@pytest.mark.parametrize("error", list(compiler_errors()), ids=lambda e: type(e).__name__)
+def test_a_failing_compiler_says_how_to_train_without_it(small_task, monkeypatch, error):
+    compile_raising(monkeypatch, error)
     with pytest.raises(train.TrainingError, match="leave out --compile") as caught:
         _fit(small_task, epochs=1, compile_loss=True)
     assert caught.value.__cause__ is error
@@ -284,24 +290,12 @@ def test_a_failing_compiler_says_how_to_train_without_it(small_task, monkeypatch
 def test_a_bug_the_tracer_runs_into_is_not_blamed_on_the_compiler(small_task, monkeypatch):
     from torch._dynamo.exc import TorchRuntimeError
 
-    def broken_compile(function):
-        def run(batch):
-            raise TorchRuntimeError("shape mismatch in the model")
-
-        return run
-
-    monkeypatch.setattr(torch, "compile", broken_compile)
+    compile_raising(monkeypatch, TorchRuntimeError("shape mismatch in the model"))
     with pytest.raises(TorchRuntimeError, match="shape mismatch"):
         _fit(small_task, epochs=1, compile_loss=True)
 
 
 def test_an_error_that_is_not_the_compilers_passes_through(small_task, monkeypatch):
-    def broken_compile(function):
-        def run(batch):
-            raise ZeroDivisionError("a bug in the model")
-
-        return run
-
-    monkeypatch.setattr(torch, "compile", broken_compile)
+    compile_raising(monkeypatch, ZeroDivisionError("a bug in the model"))
     with pytest.raises(ZeroDivisionError, match="a bug in the model"):
         _fit(small_task, epochs=1, compile_loss=True)
