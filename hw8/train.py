@@ -117,8 +117,8 @@ def train(
     Seeding here covers the batch order and any sampling in the loss; call
     ``hw8.device.seed_everything(seed)`` before ``build_model`` as well, so that the
     initial weights repeat too. ``checkpoint`` is written at the start and after every
-    epoch; with ``resume`` the
-    run continues from it (the returned list then holds every epoch, old and new).
+    epoch; with ``resume`` the run continues from it (the returned list then holds every
+    epoch, old and new).
     ``amp`` uses bfloat16 autocast where the device computes bfloat16 in hardware (NVIDIA
     GPUs from Ampere on; CPUs with AVX512-BF16 or AMX: ``hw8.device.native_bfloat16``) and
     is ignored with a warning elsewhere, where emulated bfloat16 is slower.
@@ -288,8 +288,8 @@ def train_steps(
     stop part-way). A last batch of a single image is skipped, since BatchNorm needs two.
     ``schedule`` (a learning-rate scheduler) steps after every optimiser step; ``bar`` is
     an optional tqdm bar; ``loss_fn`` replaces ``model.loss`` (a compiled one, say). The
-    loss stays on the device; the host reads it only every 20
-    steps (for the bar) and at the end, so the GPU is not stalled after every batch.
+    loss stays on the device; the host reads it only every 20 steps (for the bar) and at
+    the end, so the GPU is not stalled after every batch.
     """
     if len(data) < 2:
         raise ValueError(f"training needs at least 2 images; found {len(data)}.")
